@@ -1,0 +1,248 @@
+"""The calculator interface every digitized methodology implements.
+
+A methodology is a subclass of :class:`Methodology` living in ``methodologies/<program>_<code>/v<N>/``.
+It declares metadata, parameters (with units and provenance), the monitored data it consumes (with
+the data contract that applies), and two pure functions:
+
+* :meth:`Methodology.aggregate` turns validated monitoring frames into monitored quantities for the
+  period, applying the methodology's conservative treatment of imperfect data (recorded in the trace);
+* :meth:`Methodology.calculate` turns parameters and monitored quantities into emission reductions.
+
+Nothing here reads files or talks to a database.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import pandas as pd
+import pint
+
+from mrv.errors import ParameterError
+from mrv.methodology.trace import Trace
+from mrv.methodology.units import parse_quantity, to_unit
+
+ParameterKind = Literal["quantity", "choice", "integer", "boolean"]
+
+
+@dataclass(frozen=True, slots=True)
+class MethodologyInfo:
+    id: str  # "<program>:<code>:<version>", e.g. "CDM:ACM0002:22.0"
+    title: str
+    program: str
+    code: str
+    version: str
+    source_document: str
+    source_url: str | None = None
+    tools: tuple[str, ...] = ()
+    applicability: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterSpec:
+    """A declared parameter. ``unit`` is the unit the equations use; inputs are converted to it."""
+
+    symbol: str
+    description: str
+    kind: ParameterKind = "quantity"
+    unit: str = "dimensionless"
+    required: bool = True
+    default: float | int | str | bool | None = None
+    default_source: str | None = None
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitoredSpec:
+    """Monitored data a methodology consumes, and the contract (in ``data_contracts/``) that applies."""
+
+    name: str
+    description: str
+    contract: str
+    unit: str
+
+
+@dataclass(frozen=True, slots=True)
+class ParameterValue:
+    """A resolved parameter: value in the declared unit, plus where it came from."""
+
+    symbol: str
+    value: float | int | str | bool
+    unit: str
+    source: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MonitoringInput:
+    """Validated monitoring data for one period, as handed to :meth:`Methodology.aggregate`.
+
+    ``datasets`` maps a :class:`MonitoredSpec` name to its validated frame; ``sources`` holds the
+    source metadata the methodology needs (for meters: serial, direction, accuracy, calibration).
+    The period is ``[start, end)`` in UTC.
+    """
+
+    start: datetime
+    end: datetime
+    datasets: Mapping[str, pd.DataFrame]
+    sources: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CalculationResult:
+    methodology_id: str
+    quantities: dict[str, tuple[float, str]]
+    issuable_tCO2e: int
+    parameters: tuple[ParameterValue, ...]
+    trace: tuple[dict[str, Any], ...]
+    treatments: tuple[dict[str, Any], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "methodology_id": self.methodology_id,
+            "quantities": {k: {"value": v, "unit": u} for k, (v, u) in self.quantities.items()},
+            "issuable_tCO2e": self.issuable_tCO2e,
+            "parameters": [p.to_dict() for p in self.parameters],
+            "treatments": list(self.treatments),
+            "trace": list(self.trace),
+        }
+
+
+def round_down_issuable(value_tCO2e: float) -> int:
+    """Issuable quantities are whole tCO2e rounded down, never up, and never negative."""
+    if math.isnan(value_tCO2e):
+        raise ParameterError("issuable quantity is NaN")
+    # A tiny epsilon keeps 1234.0000000001-style float noise from losing a whole unit.
+    return max(0, math.floor(value_tCO2e + 1e-9))
+
+
+class Methodology(ABC):
+    """Base class of all calculators. Subclasses set ``info``, ``parameters`` and ``monitored``."""
+
+    info: MethodologyInfo
+    parameters: tuple[ParameterSpec, ...] = ()
+    monitored: tuple[MonitoredSpec, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    def parameter_spec(self, symbol: str) -> ParameterSpec:
+        for p in self.parameters:
+            if p.symbol == symbol:
+                return p
+        raise ParameterError(f"{self.id} has no parameter {symbol!r}")
+
+    def resolve_parameters(self, raw: Mapping[str, Any]) -> dict[str, ParameterValue]:
+        """Check and convert raw inputs ``{symbol: {value, unit, source}}`` (or bare values).
+
+        Units are converted to the declared unit here, at the edge, so equations see plain floats.
+        """
+        known = {p.symbol for p in self.parameters}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ParameterError(f"{self.id}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        out: dict[str, ParameterValue] = {}
+        for spec in self.parameters:
+            item = raw.get(spec.symbol)
+            if item is None:
+                if spec.default is not None:
+                    out[spec.symbol] = ParameterValue(spec.symbol, spec.default, spec.unit, spec.default_source or "methodology default")
+                elif spec.required:
+                    raise ParameterError(f"{self.id}: required parameter {spec.symbol} ({spec.description}) is missing")
+                continue
+            if not isinstance(item, Mapping):
+                item = {"value": item}
+            value, unit, source = item.get("value"), item.get("unit"), item.get("source") or "not stated"
+            out[spec.symbol] = ParameterValue(spec.symbol, self._coerce(spec, value, unit), spec.unit, str(source))
+        return out
+
+    def _coerce(self, spec: ParameterSpec, value: Any, unit: str | None) -> float | int | str | bool:
+        s = spec.symbol
+        if spec.kind == "choice":
+            if str(value) not in spec.choices:
+                raise ParameterError(f"{self.id}: {s} must be one of {', '.join(spec.choices)}, got {value!r}")
+            return str(value)
+        if spec.kind == "boolean":
+            if not isinstance(value, bool):
+                raise ParameterError(f"{self.id}: {s} must be true or false, got {value!r}")
+            return value
+        if spec.kind == "integer":
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ParameterError(f"{self.id}: {s} must be an integer, got {value!r}")
+            v: float | int = value
+        else:
+            try:
+                fvalue = float(value)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{self.id}: {s} must be a number, got {value!r}") from None
+            if unit is None and spec.unit != "dimensionless":
+                raise ParameterError(f"{self.id}: {s} needs a unit (expected something convertible to {spec.unit})")
+            q: pint.Quantity = parse_quantity(fvalue, unit or "dimensionless", symbol=s)
+            v = to_unit(q, spec.unit, symbol=s)
+        if spec.minimum is not None and v < spec.minimum:
+            raise ParameterError(f"{self.id}: {s}={v} {spec.unit} is below the minimum {spec.minimum}")
+        if spec.maximum is not None and v > spec.maximum:
+            raise ParameterError(f"{self.id}: {s}={v} {spec.unit} is above the maximum {spec.maximum}")
+        return v
+
+    @abstractmethod
+    def aggregate(self, data: MonitoringInput, *, trace: Trace) -> tuple[dict[str, float], list[dict[str, Any]]]:
+        """Validated frames -> monitored values (in the declared units) and the treatments applied."""
+
+    @abstractmethod
+    def calculate(
+        self, *, parameters: Mapping[str, ParameterValue], monitored: Mapping[str, float], trace: Trace
+    ) -> dict[str, tuple[float, str]]:
+        """Parameters + monitored values -> named quantities; must include ``ER_y`` in tCO2e."""
+
+    def run(
+        self,
+        *,
+        raw_parameters: Mapping[str, Any],
+        monitored: Mapping[str, float] | None = None,
+        data: MonitoringInput | None = None,
+    ) -> CalculationResult:
+        """Resolve parameters, aggregate (if ``data`` is given) and calculate, with a full trace."""
+        params = self.resolve_parameters(raw_parameters)
+        trace = Trace()
+        treatments: list[dict[str, Any]] = []
+        values: dict[str, float] = dict(monitored or {})
+        if data is not None:
+            agg, treatments = self.aggregate(data, trace=trace)
+            values.update(agg)
+        missing = [m.name for m in self.monitored if m.name not in values]
+        if missing:
+            raise ParameterError(f"{self.id}: monitored value(s) missing: {', '.join(missing)}")
+        quantities = self.calculate(parameters=params, monitored=values, trace=trace)
+        if "ER_y" not in quantities:
+            raise ParameterError(f"{self.id}: calculator returned no ER_y")
+        er, unit = quantities["ER_y"]
+        issuable = round_down_issuable(er)
+        trace.record(
+            "ER_issuable_y", issuable, "tCO2e", equation="floor(ER_y)",
+            clause="Conservative rounding: issuance is in whole tCO2e, rounded down", inputs={"ER_y": er},
+        )
+        return CalculationResult(
+            methodology_id=self.id,
+            quantities=quantities,
+            issuable_tCO2e=issuable,
+            parameters=tuple(params.values()),
+            trace=tuple(trace.to_list()),
+            treatments=tuple(treatments),
+        )

@@ -1,0 +1,235 @@
+"""The project file: one YAML describing a project, its methodology, period, data sources and parameters.
+
+Loading validates everything up front and reports every problem with the file name and the field
+path (``data_sources.meters[1].calibrations[0].valid_to``), so a run never starts on a bad spec.
+"""
+
+from __future__ import annotations
+
+import glob
+from datetime import date, datetime, time, timedelta, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mrv.errors import ProjectSpecError
+
+METHODOLOGY_ID_PATTERN = r"^[A-Z]+:[A-Z0-9-]+:\d+(\.\d+)*$"
+
+
+class ProjectType(str, Enum):
+    wind = "wind"
+    solar = "solar"
+    other = "other"
+
+
+class MeterDirection(str, Enum):
+    export = "export"
+    import_ = "import"
+
+
+class ReadingKind(str, Enum):
+    interval = "interval"  # energy per interval [kWh]
+    cumulative = "cumulative"  # register reading [kWh], rolls over at register_max
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_tz(v: str) -> str:
+    try:
+        ZoneInfo(v)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {v!r}") from None
+    return v
+
+
+class Calibration(_Model):
+    valid_from: date
+    valid_to: date
+    certificate: str | None = None
+
+    @model_validator(mode="after")
+    def _order(self) -> "Calibration":
+        if self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        return self
+
+
+class Meter(_Model):
+    id: str = Field(min_length=1)
+    serial: str = Field(min_length=1)
+    direction: MeterDirection
+    accuracy_class: float = Field(gt=0, le=5, description="Maximum permissible error [%] (IEC 62053 class)")
+    files: str = Field(description="Glob, relative to the project file")
+    reading: ReadingKind = ReadingKind.interval
+    unit: Literal["Wh", "kWh", "MWh"] = "kWh"
+    timezone: str = "UTC"
+    interval_minutes: int = Field(default=15, gt=0, le=1440)
+    timestamp_label: Literal["start", "end"] = Field(
+        default="start", description="Whether a file timestamp marks the start or the end of its interval"
+    )
+    register_max: float | None = Field(default=None, gt=0, description="Register value at which a cumulative meter rolls over to 0")
+    timestamp_column: str = "timestamp"
+    value_column: str = "value"
+    calibrations: tuple[Calibration, ...] = ()
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
+
+    @model_validator(mode="after")
+    def _register(self) -> "Meter":
+        if self.reading is ReadingKind.cumulative and self.register_max is None:
+            raise ValueError("a cumulative meter needs register_max (the value at which the register rolls over)")
+        return self
+
+
+class CrossCheck(_Model):
+    """Independent records of the same quantity (e.g. sales invoices), per billing period."""
+
+    kind: Literal["invoices"] = "invoices"
+    file: str
+    direction: MeterDirection = MeterDirection.export
+    unit: Literal["kWh", "MWh"] = "MWh"
+
+
+class DataSources(_Model):
+    meters: tuple[Meter, ...] = Field(min_length=1)
+    cross_checks: tuple[CrossCheck, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique(self) -> "DataSources":
+        ids = [m.id for m in self.meters]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"duplicate meter id(s): {', '.join(dup)}")
+        return self
+
+
+class Boundary(_Model):
+    country: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")
+    geometry: dict[str, Any]
+
+    @field_validator("geometry")
+    @classmethod
+    def _geojson(cls, g: dict[str, Any]) -> dict[str, Any]:
+        kind = g.get("type")
+        coords = g.get("coordinates")
+        if kind not in ("Point", "Polygon", "MultiPolygon"):
+            raise ValueError("geometry must be a GeoJSON Point, Polygon or MultiPolygon")
+        if not isinstance(coords, list) or not coords:
+            raise ValueError("geometry has no coordinates")
+        if kind == "Polygon":
+            for ring in coords:
+                if len(ring) < 4 or ring[0] != ring[-1]:
+                    raise ValueError("each polygon ring needs >= 4 positions and must be closed")
+        return g
+
+
+class MonitoringPeriod(_Model):
+    """Inclusive calendar dates in ``timezone``; converted to a half-open UTC interval."""
+
+    start: date
+    end: date
+    timezone: str = "UTC"
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
+
+    @model_validator(mode="after")
+    def _order(self) -> "MonitoringPeriod":
+        if self.end < self.start:
+            raise ValueError("end is before start")
+        return self
+
+    @property
+    def start_utc(self) -> datetime:
+        return datetime.combine(self.start, time(0), ZoneInfo(self.timezone)).astimezone(timezone.utc)
+
+    @property
+    def end_utc(self) -> datetime:
+        """Exclusive end: midnight after the last day."""
+        return datetime.combine(self.end + timedelta(days=1), time(0), ZoneInfo(self.timezone)).astimezone(timezone.utc)
+
+
+class Capacity(_Model):
+    value: float = Field(gt=0)
+    unit: Literal["kW", "MW"] = "MW"
+
+    @property
+    def kw(self) -> float:
+        return self.value * (1000.0 if self.unit == "MW" else 1.0)
+
+
+class RegistryTarget(_Model):
+    name: str
+    url: str | None = None
+    program: str | None = None
+
+
+class ProjectInfo(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str
+    type: ProjectType
+
+
+class ProjectSpec(_Model):
+    project: ProjectInfo
+    methodology: str = Field(pattern=METHODOLOGY_ID_PATTERN)
+    boundary: Boundary
+    monitoring_period: MonitoringPeriod
+    installed_capacity: Capacity
+    data_sources: DataSources
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    registry: RegistryTarget | None = None
+
+    # Set by load_project: the directory globs are relative to. Not part of the YAML.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def meter_files(self, meter: Meter) -> list[Path]:
+        """Files for a meter, sorted; a glob matching nothing is an error naming the meter."""
+        pattern = str(self.base_dir / meter.files)
+        files = sorted(Path(p) for p in glob.glob(pattern))
+        if not files:
+            raise ProjectSpecError(f"meter {meter.id}: no files match {meter.files!r} (looked in {self.base_dir})")
+        return files
+
+    def resolve(self, rel: str) -> Path:
+        return (self.base_dir / rel).resolve()
+
+    def methodology_parameters(self) -> dict[str, Any]:
+        """Parameters from the YAML, plus ``project_type`` from the project section."""
+        params = dict(self.parameters)
+        params.setdefault("project_type", {"value": self.project.type.value, "source": "project file: project.type"})
+        return params
+
+
+def _format_errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid project file ({exc.error_count()} problem(s))"]
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        lines.append(f"  - {loc or '(top level)'}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def load_project(path: Path | str) -> ProjectSpec:
+    """Read and validate a project YAML. Raises :class:`ProjectSpecError` naming the file and fields."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectSpecError(f"{path}: project file not found") from None
+    except yaml.YAMLError as exc:
+        raise ProjectSpecError(f"{path}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProjectSpecError(f"{path}: expected a mapping at the top level")
+    try:
+        spec = ProjectSpec.model_validate({**raw, "base_dir": path.resolve().parent})
+    except ValidationError as exc:
+        raise ProjectSpecError(_format_errors(path, exc)) from None
+    return spec
