@@ -197,6 +197,12 @@ class ProjectSpec(_Model):
             raise ProjectSpecError(f"meter {meter.id}: no files match {meter.files!r} (looked in {self.base_dir})")
         return files
 
+    def meter(self, meter_id: str) -> Meter:
+        for m in self.data_sources.meters:
+            if m.id == meter_id:
+                return m
+        raise ProjectSpecError(f"no meter {meter_id!r} in the project (have: {', '.join(m.id for m in self.data_sources.meters)})")
+
     def resolve(self, rel: str) -> Path:
         return (self.base_dir / rel).resolve()
 
@@ -207,8 +213,8 @@ class ProjectSpec(_Model):
         return params
 
 
-def _format_errors(path: Path, exc: ValidationError) -> str:
-    lines = [f"{path}: invalid project file ({exc.error_count()} problem(s))"]
+def _format_errors(source: str, exc: ValidationError) -> str:
+    lines = [f"{source}: invalid project file ({exc.error_count()} problem(s))"]
     for err in exc.errors():
         loc = ""
         for part in err["loc"]:
@@ -217,19 +223,27 @@ def _format_errors(path: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+def parse_project(text: str, *, source: str, base_dir: Path) -> ProjectSpec:
+    """Validate project YAML text. ``source`` names it in errors; globs resolve against ``base_dir``."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ProjectSpecError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProjectSpecError(f"{source}: expected a mapping at the top level")
+    try:
+        return ProjectSpec.model_validate({**raw, "base_dir": base_dir})
+    except ValidationError as exc:
+        raise ProjectSpecError(_format_errors(source, exc)) from None
+
+
 def load_project(path: Path | str) -> ProjectSpec:
     """Read and validate a project YAML. Raises :class:`ProjectSpecError` naming the file and fields."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ProjectSpecError(f"{path}: project file not found") from None
-    except yaml.YAMLError as exc:
-        raise ProjectSpecError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ProjectSpecError(f"{path}: expected a mapping at the top level")
-    try:
-        spec = ProjectSpec.model_validate({**raw, "base_dir": path.resolve().parent})
-    except ValidationError as exc:
-        raise ProjectSpecError(_format_errors(path, exc)) from None
-    return spec
+    except UnicodeDecodeError as exc:
+        raise ProjectSpecError(f"{path}: not UTF-8 text ({exc})") from None
+    return parse_project(text, source=str(path), base_dir=path.resolve().parent)

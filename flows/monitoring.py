@@ -1,0 +1,83 @@
+"""Prefect flow for a sensor monitoring run. It only wires: every task calls one function in
+:mod:`mrv.pipeline` and passes digests (strings), never frames.
+
+Runs on Prefect's ephemeral local server by default. On a cluster, the same flow runs from a
+deployment (``prefect.yaml``) against a Prefect server on PostgreSQL, with per-meter ingestion
+fanned out by the configured task runner.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, task
+
+from mrv import pipeline
+from mrv.settings import MRVSettings
+
+
+def _ctx(settings: dict[str, Any], run_id: str) -> pipeline.RunContext:
+    return pipeline.RunContext.open(MRVSettings.model_validate(settings), run_id=run_id)
+
+
+def _digests(refs: dict) -> dict[str, str]:
+    return {role: ref.digest for role, ref in refs.items()}
+
+
+@task(name="ingest-meter", task_run_name="ingest-{meter_id}")
+def ingest_meter(settings: dict[str, Any], run_id: str, project_digest: str, meter_id: str) -> dict[str, str]:
+    return _digests(pipeline.ingest_meter(_ctx(settings, run_id), project_digest=project_digest, meter_id=meter_id))
+
+
+@task(name="ingest-cross-check")
+def ingest_cross_check(settings: dict[str, Any], run_id: str, project_digest: str, index: int) -> dict[str, str]:
+    return _digests(pipeline.ingest_cross_check(_ctx(settings, run_id), project_digest=project_digest, index=index))
+
+
+@task(name="validate-readings")
+def validate_readings(settings: dict[str, Any], run_id: str, project_digest: str, readings: dict[str, str]) -> dict[str, str]:
+    return _digests(pipeline.validate_readings(_ctx(settings, run_id), project_digest=project_digest, readings=readings))
+
+
+@task(name="calculate")
+def calculate(settings: dict[str, Any], run_id: str, project_digest: str, validated: str, cross_checks: list[str]) -> dict[str, str]:
+    ctx = _ctx(settings, run_id)
+    return _digests(pipeline.calculate(ctx, project_digest=project_digest, validated=validated, cross_checks=cross_checks))
+
+
+@task(name="finish-run")
+def finish_run(settings: dict[str, Any], run_id: str, calculation: str, validation_result: str, quarantine: str) -> dict[str, Any]:
+    return pipeline.finish_run(_ctx(settings, run_id), calculation=calculation, validation_result=validation_result, quarantine=quarantine)
+
+
+@flow(name="sensor-monitoring", flow_run_name="monitoring-{run_id}", log_prints=True)
+def sensor_monitoring(settings: dict[str, Any], run_id: str, project_digest: str, meter_ids: list[str], n_cross_checks: int) -> dict[str, Any]:
+    """ingest (per meter, in parallel) -> validate -> calculate -> summary."""
+    ingested = ingest_meter.map(settings, run_id, project_digest, meter_ids)
+    xcs = [ingest_cross_check.submit(settings, run_id, project_digest, i) for i in range(n_cross_checks)]
+    readings = {m: f.result()[f"readings/{m}"] for m, f in zip(meter_ids, ingested)}
+    validated = validate_readings(settings, run_id, project_digest, readings)
+    xc_digests = [f.result()[f"cross_check/{i}"] for i, f in enumerate(xcs)]
+    calc = calculate(settings, run_id, project_digest, validated["validated"], xc_digests)
+    return finish_run(settings, run_id, calc["calculation"], validated["validation_result"], validated["quarantine"])
+
+
+def run_project_flow(settings: MRVSettings, project_path, *, run_id: str) -> dict[str, Any]:
+    """Run :func:`sensor_monitoring` for a registered run; marks the run failed if the flow fails."""
+    from mrv.pipeline import open_workspace
+    from mrv.project import load_project
+
+    spec = load_project(project_path)
+    _, _, lineage = open_workspace(settings)
+    info = lineage.get_run(run_id)
+    try:
+        return sensor_monitoring(
+            settings.model_dump(mode="json"),
+            run_id,
+            info.project_file_digest,
+            [m.id for m in spec.data_sources.meters],
+            len(spec.data_sources.cross_checks),
+        )
+    except BaseException:
+        lineage.finish_run(run_id, status="failed")
+        raise

@@ -1,0 +1,255 @@
+"""The ``mrv`` command line (Typer + Rich).
+
+Heavy imports (Prefect, Great Expectations, pandas) happen inside commands so ``mrv --help`` is quick.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from mrv.errors import MRVError
+from mrv.settings import MRVSettings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Digital MRV: sensor data to verified carbon-credit issuance.")
+lineage_app = typer.Typer(no_args_is_help=True, help="Inspect what runs consumed and produced.")
+app.add_typer(lineage_app, name="lineage")
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Optional[Path],
+    typer.Option("--data-dir", help="Workspace data directory (default ./.mrv, or $MRV_HOME).", show_default=False),
+]
+
+
+def _settings(data_dir: Path | None, **overrides: Any) -> MRVSettings:
+    kwargs: dict[str, Any] = {k: v for k, v in overrides.items() if v is not None}
+    if data_dir is not None:
+        kwargs["home"] = data_dir
+    return MRVSettings(**kwargs)
+
+
+def _fail(exc: BaseException) -> None:
+    err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+    raise typer.Exit(code=2)
+
+
+def _quiet_prefect(settings: MRVSettings, *, verbose: bool) -> None:
+    """Prefect state (its ephemeral SQLite DB) lives inside the workspace; telemetry is off (offline)."""
+    os.environ.setdefault("PREFECT_HOME", str(settings.home.expanduser().resolve() / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    if not verbose:
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+def _steps_table(steps: list[Any], title: str) -> Table:
+    table = Table(title=title, title_justify="left", show_edge=False)
+    table.add_column("step")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    style = {"completed": "green", "cached": "cyan", "running": "yellow", "failed": "red"}
+    for s in steps:
+        dur = ""
+        if s.ended_at is not None:
+            dur = f"{(s.ended_at - s.started_at).total_seconds():.1f}s"
+        status = s.status.value if hasattr(s.status, "value") else str(s.status)
+        table.add_row(s.name, f"[{style.get(status, 'white')}]{status}[/]", dur)
+    return table
+
+
+def run_with_progress(settings: MRVSettings, project: Path, *, verbose: bool = False) -> dict[str, Any]:
+    """Run the monitoring flow in a worker thread and show its steps live from the lineage store."""
+    _quiet_prefect(settings, verbose=verbose)
+    from flows.monitoring import run_project_flow
+    from mrv.pipeline import open_workspace, start_run
+
+    run_id, _ = start_run(settings, project)
+    _, _, lineage = open_workspace(settings)
+    outcome: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            outcome["summary"] = run_project_flow(settings, project, run_id=run_id)
+        except BaseException as exc:  # reported below, in the main thread
+            outcome["error"] = exc
+
+    t = threading.Thread(target=work, name="mrv-flow", daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    title = f"run {run_id}"
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while t.is_alive():
+            live.update(_steps_table(lineage.list_steps(run_id), f"{title}  ({time.monotonic() - t0:.0f}s)"))
+            t.join(timeout=0.25)
+        live.update(_steps_table(lineage.list_steps(run_id), f"{title}  ({time.monotonic() - t0:.0f}s)"))
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["summary"]
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    q = summary["quantities"]
+    table = Table(title="Result", title_justify="left", show_edge=False)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_column("unit")
+    for sym, v in q.items():
+        table.add_row(sym, f"{v['value']:,.3f}", v["unit"])
+    table.add_row("[bold]issuable (rounded down)[/]", f"[bold]{summary['issuable_tCO2e']:,}[/]", "tCO2e")
+    console.print(table)
+    contract = summary.get("contract", {})
+    console.print(f"\n[bold]Data contract[/] {contract.get('contract_id', '')} {contract.get('contract_version', '')}")
+    for line in _contract_lines(contract):
+        console.print(f"  {line}", highlight=False)
+    if summary.get("treatments"):
+        console.print("\n[bold]Conservative treatments applied[/]")
+        for t in summary["treatments"]:
+            console.print(f"  - {t.get('description') or t}", highlight=False)
+    ws = Path(summary["workspace"])
+    console.print(
+        f"\nRun [bold]{summary['run_id']}[/]\n"
+        f"  outputs   {ws / 'runs' / summary['run_id']}\n"
+        f"  artifacts {ws / 'artifacts'}\n"
+        f"  lineage   {ws / 'lineage.db'}  (mrv lineage show {summary['run_id']})\n"
+        f"  events    {ws / 'openlineage' / 'events.jsonl'}",
+        highlight=False,
+    )
+
+
+def _contract_lines(summary: dict[str, Any]) -> list[str]:
+    lines = []
+    for rule in summary.get("rules", []):
+        status = "pass" if rule.get("success") else ("QUARANTINED" if rule.get("quarantined_count") else rule.get("severity", "fail").upper())
+        extra = f", {rule['quarantined_count']} rows quarantined" if rule.get("quarantined_count") else (f", {rule['unexpected_count']} rows flagged" if rule.get("unexpected_count") else "")
+        lines.append(f"{rule['rule_id']:<24} {status}{extra}")
+    for meter, hours in (summary.get("gap_hours_per_meter") or {}).items():
+        if hours:
+            lines.append(f"gap hours {meter}: {hours:g} h")
+    for meter, kwh in (summary.get("quarantined_kwh_per_meter") or {}).items():
+        if kwh:
+            lines.append(f"quarantined energy {meter}: {kwh:,.1f} kWh")
+    return lines
+
+
+@app.command()
+def run(
+    project: Annotated[Path, typer.Argument(help="Project YAML file.", exists=False)],
+    data_dir: DataDir = None,
+    engine: Annotated[Optional[str], typer.Option(help="Contract evaluator: auto, gx or native.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the run summary as JSON.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect logs.")] = False,
+) -> None:
+    """Run the monitoring flow for a project file: ingest, validate, calculate."""
+    try:
+        settings = _settings(data_dir, contract_engine=engine)
+        from mrv.project import load_project
+
+        load_project(project)  # fail fast with a readable error before Prefect starts
+        summary = run_with_progress(settings, project, verbose=verbose)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps(summary, indent=1, default=str))
+    else:
+        _print_summary(summary)
+
+
+@app.command()
+def demo(
+    data_dir: DataDir = None,
+    project_dir: Annotated[Optional[Path], typer.Option(help="Where to write the sample project (default <data-dir>/demo-project).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample-data generator.")] = 7,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Generate the bundled sample wind project (with realistic faults) and run it end to end."""
+    from mrv.sample import generate_demo_project
+
+    settings = _settings(data_dir)
+    target = project_dir or (settings.home.expanduser().resolve() / "demo-project")
+    project = generate_demo_project(target, seed=seed)
+    console.print(f"Sample project written to [bold]{project}[/] (see README.txt there for the injected faults)\n", highlight=False)
+    try:
+        summary = run_with_progress(settings, project, verbose=verbose)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    _print_summary(summary)
+
+
+@lineage_app.command("show")
+def lineage_show(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `mrv lineage runs`).")],
+    data_dir: DataDir = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every artifact of a run: role, sha256, size, producing step, code version, parameters."""
+    from mrv.pipeline import open_workspace
+
+    try:
+        _, _, lineage = open_workspace(_settings(data_dir))
+        run_info = lineage.get_run(run_id)
+        rows = lineage.run_artifacts(run_id)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps({"run": _asdict(run_info), "artifacts": [_asdict(r) for r in rows]}, indent=1, default=str))
+        return
+    console.print(f"[bold]Run {run_info.id}[/]  project {run_info.project_id}  methodology {run_info.methodology_id}  status {_val(run_info.status)}", highlight=False)
+    table = Table(show_edge=False)
+    for col in ("step", "dir", "role", "sha256", "size", "code"):
+        table.add_column(col, justify="right" if col == "size" else "left", overflow="fold")
+    for r in rows:
+        table.add_row(r.step_name, r.direction, r.role, r.digest, f"{r.size:,}", r.code_version or "")
+    console.print(table)
+    console.print("Step parameters: mrv lineage show --json", style="dim")
+
+
+@lineage_app.command("runs")
+def lineage_runs(data_dir: DataDir = None, project: Annotated[Optional[str], typer.Option(help="Filter by project id.")] = None) -> None:
+    """List runs, newest first."""
+    from mrv.pipeline import open_workspace
+
+    _, _, lineage = open_workspace(_settings(data_dir))
+    table = Table(show_edge=False)
+    for col in ("run", "project", "methodology", "status", "started"):
+        table.add_column(col)
+    for r in lineage.list_runs(project_id=project):
+        table.add_row(r.id, r.project_id, r.methodology_id, _val(r.status), str(r.started_at))
+    console.print(table)
+
+
+def _val(x: Any) -> str:
+    return x.value if hasattr(x, "value") else str(x)
+
+
+def _asdict(obj: Any) -> dict[str, Any]:
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj):
+        return {k: _val(v) if hasattr(v, "value") else v for k, v in dataclasses.asdict(obj).items()}
+    return dict(obj)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
