@@ -1,0 +1,137 @@
+"""Sensor-path benchmark: ingest -> contract -> calculate for a fleet of meters, against a raw
+Parquet read of the same rows measured in the same run.
+
+    .venv/bin/python bench/sensor.py --meters 100        # 100 meters x 1 year of 1-minute data (52.6 M rows)
+
+Prints wall time, rows/s and the ratio to the raw read. The pipeline runs as plain functions (no
+Prefect server start-up in the timing) with the native contract evaluator, as `mrv run` does above
+`gx_row_limit` rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from scipy.signal import lfilter
+
+HERE = Path(__file__).resolve().parent
+MINUTES_PER_YEAR = 525_600
+
+
+def generate(out: Path, *, meters: int, year: int = 2023, seed: int = 1) -> Path:
+    """One Parquet file per meter (UTC timestamps, kWh per minute) and a project YAML. Reused if present."""
+    project = out / f"project-{meters}.yaml"
+    if project.exists():
+        return project
+    data = out / "meters"
+    data.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    start = np.datetime64(f"{year}-01-01T00:00", "m")
+    ts = (start + np.arange(MINUTES_PER_YEAR).astype("timedelta64[m]")).astype("datetime64[us]")
+    ts_arr = pa.array(ts, type=pa.timestamp("us", tz="UTC"))
+    for m in range(meters):
+        # 2 MW feeder, AR(1) wind-like capacity factor, kWh per minute.
+        noise = rng.normal(0, 0.02, MINUTES_PER_YEAR)
+        cf = 0.3 + lfilter([1.0], [1.0, -0.999], noise)  # AR(1), phi = 0.999 per minute
+        kwh = np.clip(cf, 0, 1) * 2000.0 / 60.0
+        table = pa.table({"timestamp": ts_arr, "value": pa.array(kwh.round(3))})
+        pq.write_table(table, data / f"meter-{m:04d}.parquet", compression="zstd")
+    meters_yaml = "\n".join(
+        f"""    - {{id: M{m:04d}, serial: SN{m:04d}, direction: export, accuracy_class: 0.5, files: "meters/meter-{m:04d}.parquet",
+        interval_minutes: 1, calibrations: [{{valid_from: {year - 1}-06-01, valid_to: {year + 1}-06-01}}]}}"""
+        for m in range(meters)
+    )
+    project.write_text(
+        f"""project: {{id: BENCH-FLEET, name: Benchmark fleet, type: wind}}
+methodology: "CDM:ACM0002:22.0"
+boundary: {{country: IN, geometry: {{type: Point, coordinates: [77.5, 8.9]}}}}
+monitoring_period: {{start: {year}-01-01, end: {year}-12-31, timezone: UTC}}
+installed_capacity: {{value: {2 * meters}, unit: MW}}
+data_sources:
+  meters:
+{meters_yaml}
+parameters:
+  EF_grid_CM_y: {{value: 0.7, unit: tCO2e/MWh, source: "benchmark value (not a published factor)"}}
+"""
+    )
+    return project
+
+
+def raw_read(files: list[Path]) -> tuple[float, float, int]:
+    t0 = time.perf_counter()
+    tables = [pq.read_table(f) for f in files]
+    t_arrow = time.perf_counter() - t0
+    rows = sum(t.num_rows for t in tables)
+    t0 = time.perf_counter()
+    for t in tables:
+        t.to_pandas()
+    t_pandas = t_arrow + time.perf_counter() - t0
+    return t_arrow, t_pandas, rows
+
+
+def pipeline_run(project: Path, home: Path) -> tuple[float, dict]:
+    from mrv import pipeline
+    from mrv.project import load_project
+    from mrv.settings import MRVSettings
+
+    settings = MRVSettings(home=home, contract_engine="native")
+    spec = load_project(project)
+    t0 = time.perf_counter()
+    run_id, ref = pipeline.start_run(settings, project)
+    ctx = pipeline.RunContext.open(settings, run_id=run_id)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
+        futures = {m.id: pool.submit(pipeline.ingest_meter, ctx, project_digest=ref.digest, meter_id=m.id) for m in spec.data_sources.meters}
+        readings = {m: f.result()[f"readings/{m}"].digest for m, f in futures.items()}
+    t_ingest = time.perf_counter() - t0
+    v = pipeline.validate_readings(ctx, project_digest=ref.digest, readings=readings)
+    t_validate = time.perf_counter() - t0 - t_ingest
+    c = pipeline.calculate(ctx, project_digest=ref.digest, validated=v["validated"].digest)
+    total = time.perf_counter() - t0
+    summary = pipeline.finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)
+    return total, {"ingest": t_ingest, "validate": t_validate, "calculate": total - t_ingest - t_validate, "summary": summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--meters", type=int, default=100)
+    ap.add_argument("--data", type=Path, default=HERE / "_data" / "sensor")
+    args = ap.parse_args(argv)
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+    t0 = time.perf_counter()
+    project = generate(args.data, meters=args.meters)
+    print(f"data: {project} ({time.perf_counter() - t0:.1f}s to prepare)")
+    files = sorted((args.data / "meters").glob("meter-*.parquet"))[: args.meters]
+
+    t_arrow, t_pandas, rows = raw_read(files)
+    home = Path(tempfile.mkdtemp(prefix="mrv-bench-"))
+    try:
+        total, parts = pipeline_run(project, home)
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    s = parts["summary"]
+    print(f"rows: {rows:,} ({args.meters} meters x 1 year of 1-minute data)")
+    print(f"raw read  pyarrow       {t_arrow:8.2f} s  {rows / t_arrow / 1e6:8.1f} M rows/s")
+    print(f"raw read  pandas        {t_pandas:8.2f} s  {rows / t_pandas / 1e6:8.1f} M rows/s")
+    print(f"mrv       ingest        {parts['ingest']:8.2f} s")
+    print(f"mrv       validate      {parts['validate']:8.2f} s")
+    print(f"mrv       calculate     {parts['calculate']:8.2f} s")
+    print(f"mrv       total         {total:8.2f} s  {rows / total / 1e6:8.1f} M rows/s")
+    print(f"ratio vs raw pyarrow read: {total / t_arrow:.2f}x   vs raw pandas read: {total / t_pandas:.2f}x   (target: <= 3x)")
+    print(f"issuable: {s['issuable_tCO2e']:,} tCO2e")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
