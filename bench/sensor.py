@@ -80,26 +80,17 @@ def raw_read(files: list[Path]) -> tuple[float, float, int]:
 
 def pipeline_run(project: Path, home: Path) -> tuple[float, dict]:
     from mrv import pipeline
-    from mrv.project import load_project
     from mrv.settings import MRVSettings
 
     settings = MRVSettings(home=home, contract_engine="native")
-    spec = load_project(project)
     t0 = time.perf_counter()
-    run_id, ref = pipeline.start_run(settings, project)
-    ctx = pipeline.RunContext.open(settings, run_id=run_id)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 2) as pool:
-        futures = {m.id: pool.submit(pipeline.ingest_meter, ctx, project_digest=ref.digest, meter_id=m.id) for m in spec.data_sources.meters}
-        readings = {m: f.result()[f"readings/{m}"].digest for m, f in futures.items()}
-    t_ingest = time.perf_counter() - t0
-    v = pipeline.validate_readings(ctx, project_digest=ref.digest, readings=readings)
-    t_validate = time.perf_counter() - t0 - t_ingest
-    c = pipeline.calculate(ctx, project_digest=ref.digest, validated=v["validated"].digest)
+    summary = pipeline.run_local(settings, project, max_workers=os.cpu_count() or 2)
     total = time.perf_counter() - t0
-    summary = pipeline.finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)
-    return total, {"ingest": t_ingest, "validate": t_validate, "calculate": total - t_ingest - t_validate, "summary": summary}
+    ctx = pipeline.RunContext.open(settings, run_id=summary["run_id"])
+    steps = {s.name.split("[")[0]: 0.0 for s in ctx.lineage.list_steps(summary["run_id"])}
+    for s in ctx.lineage.list_steps(summary["run_id"]):
+        steps[s.name.split("[")[0]] += (s.ended_at - s.started_at).total_seconds()
+    return total, {"steps": steps, "summary": summary}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,9 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"rows: {rows:,} ({args.meters} meters x 1 year of 1-minute data)")
     print(f"raw read  pyarrow       {t_arrow:8.2f} s  {rows / t_arrow / 1e6:8.1f} M rows/s")
     print(f"raw read  pandas        {t_pandas:8.2f} s  {rows / t_pandas / 1e6:8.1f} M rows/s")
-    print(f"mrv       ingest        {parts['ingest']:8.2f} s")
-    print(f"mrv       validate      {parts['validate']:8.2f} s")
-    print(f"mrv       calculate     {parts['calculate']:8.2f} s")
+    for name, secs in parts["steps"].items():
+        print(f"mrv step  {name:<14}{secs:8.2f} s  (summed over parallel steps)")
     print(f"mrv       total         {total:8.2f} s  {rows / total / 1e6:8.1f} M rows/s")
     print(f"ratio vs raw pyarrow read: {total / t_arrow:.2f}x   vs raw pandas read: {total / t_pandas:.2f}x   (target: <= 3x)")
     print(f"issuable: {s['issuable_tCO2e']:,} tCO2e")

@@ -134,7 +134,7 @@ def run_step(
     for role, ref in inputs.items():
         ctx.lineage.record_artifact(step_id, ref, role=role, direction="input")
     job = f"{ctx.project_id}.{name}"
-    emitter.emit(build_run_event(event_type="START", run_id=step_id, parent_run_id=ctx.run_id, job_name=job, inputs=_io(inputs), outputs=[]))
+    emitter.emit(build_run_event(event_type="START", run_id=step_id, parent_run_id=ctx.run_id, parent_job_name=ctx.project_id, job_name=job, inputs=_io(inputs), outputs=[]))
     try:
         outputs = dict(compute())
     except Exception as exc:
@@ -143,12 +143,12 @@ def run_step(
         for role, ref in getattr(exc, "artifacts", {}).items():
             ctx.lineage.record_artifact(step_id, ref, role=role, direction="output")
         ctx.lineage.finish_step(step_id, status="failed", error=_error_text(exc))
-        emitter.emit(build_run_event(event_type="FAIL", run_id=step_id, parent_run_id=ctx.run_id, job_name=job, inputs=_io(inputs), outputs=[]))
+        emitter.emit(build_run_event(event_type="FAIL", run_id=step_id, parent_run_id=ctx.run_id, parent_job_name=ctx.project_id, job_name=job, inputs=_io(inputs), outputs=[], error_message=_error_text(exc)))
         raise
     for role, ref in outputs.items():
         ctx.lineage.record_artifact(step_id, ref, role=role, direction="output")
     ctx.lineage.finish_step(step_id, status="completed")
-    emitter.emit(build_run_event(event_type="COMPLETE", run_id=step_id, parent_run_id=ctx.run_id, job_name=job, inputs=_io(inputs), outputs=_io(outputs)))
+    emitter.emit(build_run_event(event_type="COMPLETE", run_id=step_id, parent_run_id=ctx.run_id, parent_job_name=ctx.project_id, job_name=job, inputs=_io(inputs), outputs=_io(outputs)))
     return outputs
 
 
@@ -380,3 +380,28 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     tmp.replace(path)
+
+
+def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None = None, max_workers: int = 1) -> dict[str, Any]:
+    """Run the same steps as the Prefect flow, in this process, without Prefect.
+
+    For tests, benchmarks and embedding. ``max_workers > 1`` ingests meters in a thread pool.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if run_id is None:
+        run_id, _ = start_run(settings, project_path)
+    ctx = RunContext.open(settings, run_id=run_id)
+    digest = ctx.lineage.get_run(run_id).project_file_digest
+    spec = load_spec(ctx, digest)
+    try:
+        with ThreadPoolExecutor(max_workers=max_workers) as pool:
+            futs = {m.id: pool.submit(ingest_meter, ctx, project_digest=digest, meter_id=m.id) for m in spec.data_sources.meters}
+            readings = {m: f.result()[f"readings/{m}"].digest for m, f in futs.items()}
+        xcs = [ingest_cross_check(ctx, project_digest=digest, index=i)[f"cross_check/{i}"].digest for i in range(len(spec.data_sources.cross_checks))]
+        v = validate_readings(ctx, project_digest=digest, readings=readings)
+        c = calculate(ctx, project_digest=digest, validated=v["validated"].digest, cross_checks=xcs)
+        return finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)
+    except BaseException:
+        ctx.lineage.finish_run(run_id, status="failed")
+        raise

@@ -1,0 +1,404 @@
+"""ACM0002 v22.0 aggregation: validated meter readings (+ invoices) -> EG_export_y, EG_import_y [MWh].
+
+Order of the conservative treatments, per meter (see :mod:`methodologies.common.metering`):
+
+1. readings outside the monitoring period ``[start, end)`` are excluded;
+2. readings without a finite value are dropped (they become missing intervals);
+3. an interval delivered twice counts once (export: lower value; import: higher value);
+4. readings taken while calibration was not valid (``calibration_valid`` false) get the meter's
+   maximum permissible error (``accuracy_class`` [%]) in the conservative direction:
+   export × (1 − MPE), import × (1 + MPE);
+5. missing intervals (expected on the meter's regular grid but absent, including quarantined ones):
+   export contributes 0; import is charged the meter's largest interval value of the period (after
+   step 4), because an import gap filled with zero would raise the net export;
+6. invoices, if supplied: per invoice period lying inside the monitoring period, the metered net
+   export (after 1-5) is compared with the invoiced net export; the difference is flagged when it
+   exceeds the worst-case metering error of the metered net, ``Σ_meters |E_m| × accuracy_m`` (MPEs
+   are bounds, so they add linearly; this equals the energy-weighted accuracy class of all meters
+   times their metered energy). The lower of the two is used in every invoice period (conservative
+   pair); when the invoice is lower, the invoiced export/import replace the metered ones for that
+   period (a direction without an invoice keeps its metered value). Metered energy outside every
+   invoice period stays as metered.
+
+Every treatment that applies is returned as a JSON-ready dict and also recorded in the trace.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from methodologies.cdm_acm0002.v22 import clauses
+from methodologies.common import metering as mt
+from mrv.errors import MethodologyError
+from mrv.methodology import MonitoringInput, Trace
+
+READINGS = "meter_readings"
+INVOICES = "invoices"
+READING_COLUMNS = ("meter_id", "ts", "value", "calibration_valid")
+INVOICE_COLUMNS = ("period_start", "period_end", "energy_MWh", "direction")
+MAX_RANGES_LISTED = 50  # missing-interval runs listed per treatment; the count is always complete
+
+
+@dataclass(frozen=True, slots=True)
+class MeterInfo:
+    id: str
+    direction: str  # "export" | "import"
+    accuracy_class: float  # maximum permissible error [%]
+    interval_minutes: int
+
+
+def _meters(raw: Any) -> dict[str, MeterInfo]:
+    if not raw:
+        raise MethodologyError("ACM0002: sources['meters'] is empty; the meter list of the project file is needed")
+    out: dict[str, MeterInfo] = {}
+    for m in raw:
+        try:
+            info = MeterInfo(str(m["id"]), str(m["direction"]), float(m["accuracy_class"]), int(m.get("interval_minutes", 15)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MethodologyError(f"ACM0002: meter entry {m!r} lacks id, direction or accuracy_class ({exc})") from None
+        mt.conservative_sign(info.direction)  # validates
+        out[info.id] = info
+    return dict(sorted(out.items()))
+
+
+def _iso(t: Any) -> str | None:
+    return None if t is None or pd.isna(t) else pd.Timestamp(t).isoformat()
+
+
+def _runs(missing: pd.DatetimeIndex, interval_minutes: int) -> list[list[str]]:
+    """Consecutive missing slots as half-open ``[start, end)`` ranges (ISO strings)."""
+    if len(missing) == 0:
+        return []
+    step = pd.Timedelta(minutes=interval_minutes)
+    t = missing.sort_values()
+    breaks = np.flatnonzero((t[1:] - t[:-1]) != step) + 1
+    starts = np.r_[0, breaks]
+    ends = np.r_[breaks, len(t)]
+    return [[t[s].isoformat(), (t[e - 1] + step).isoformat()] for s, e in zip(starts, ends)]
+
+
+class _Recorder:
+    """Collects treatments and mirrors each into the trace."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.items: list[dict[str, Any]] = []
+
+    def meter(
+        self,
+        kind: str,
+        m: MeterInfo,
+        *,
+        symbol: str,
+        equation: str,
+        clause: str,
+        rows: int,
+        intervals: int,
+        kwh_before: float,
+        kwh_after: float,
+        detail: str,
+        net_effect: float | None = None,
+        **extra: Any,
+    ) -> None:
+        delta = kwh_after - kwh_before
+        if net_effect is None:
+            net_effect = delta if m.direction == mt.EXPORT else -delta
+        item = {
+            "kind": kind,
+            "meter_id": m.id,
+            "direction": m.direction,
+            "rows": int(rows),
+            "intervals": int(intervals),
+            "kWh_before": float(kwh_before),
+            "kWh_after": float(kwh_after),
+            "kWh_adjusted": float(delta),
+            # Effect on EG_facility,y (export − import) in kWh: never positive for a conservative treatment.
+            "effect_on_net_kWh": float(net_effect),
+            "clause": clause,
+            "detail": detail,
+            **extra,
+        }
+        self.items.append(item)
+        self.trace.record(
+            f"{symbol}[{m.id}]", float(delta), "kWh", equation=equation, clause=clause,
+            inputs={"rows": int(rows), "intervals": int(intervals), "kWh_before": float(kwh_before),
+                    "accuracy_class_pct": m.accuracy_class, "direction": m.direction},
+            note=detail,
+        )
+
+    def period(self, item: dict[str, Any], *, symbol: str, value: float, equation: str) -> None:
+        self.items.append(item)
+        self.trace.record(symbol, float(value), "kWh", equation=equation, clause=item["clause"],
+                          inputs={k: v for k, v in item.items() if k not in ("kind", "clause", "detail")},
+                          note=item.get("detail"))
+
+
+def _prepare_readings(data: MonitoringInput, meters: dict[str, MeterInfo]) -> pd.DataFrame:
+    if READINGS not in data.datasets:
+        raise MethodologyError(f"ACM0002: dataset {READINGS!r} is missing from the monitoring input")
+    raw = data.datasets[READINGS]
+    missing_cols = [c for c in READING_COLUMNS if c not in raw.columns]
+    if missing_cols:
+        raise MethodologyError(
+            f"ACM0002: {READINGS} lacks column(s) {', '.join(missing_cols)} (is it the contract-validated frame?)"
+        )
+    raw = raw.reset_index(drop=True)
+    df = pd.DataFrame({
+        "meter_id": raw["meter_id"].astype(str),
+        "ts": pd.to_datetime(raw["ts"], utc=True),
+        "value": pd.to_numeric(raw["value"], errors="coerce").astype(np.float64),
+        # A reading without a calibration flag is treated as not calibrated (conservative).
+        "calibration_valid": raw["calibration_valid"].astype("boolean").fillna(False).astype(bool),
+        "source_file": raw["source_file"].astype(str) if "source_file" in raw.columns else "",
+    })
+    unknown = sorted(set(df["meter_id"]) - set(meters))
+    if unknown:
+        raise MethodologyError(f"ACM0002: readings for meter(s) {', '.join(unknown)} not in the project's meter list")
+    df["direction"] = df["meter_id"].map({k: v.direction for k, v in meters.items()})
+    df["accuracy"] = df["meter_id"].map({k: v.accuracy_class for k, v in meters.items()}).astype(np.float64)
+    return df
+
+
+def _treat_meter(
+    m: MeterInfo, rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, rec: _Recorder
+) -> pd.DataFrame:
+    """Steps 1-5 for one meter. Returns the interval table ``ts, kWh`` (observed rows + filled gaps)."""
+    # 1. outside the monitoring period
+    outside = (rows["ts"] < start) | (rows["ts"] >= end)
+    if outside.any():
+        out = rows[outside]
+        total = float(out["value"].sum(skipna=True))
+        tot_all = float(rows["value"].sum(skipna=True))
+        rec.meter("outside_period", m, symbol="adj_outside_period", clause=clauses.OUTSIDE_PERIOD,
+                  equation="readings with ts ∉ [start, end) excluded", rows=len(out), intervals=len(out),
+                  kwh_before=tot_all, kwh_after=tot_all - total, net_effect=0.0,
+                  detail=f"{len(out)} reading(s) outside the monitoring period excluded "
+                         "(never part of this period's net, so no effect on it)",
+                  first_ts=_iso(out["ts"].min()), last_ts=_iso(out["ts"].max()))
+    rows = rows[~outside]
+
+    # 2. non-finite values become missing intervals
+    bad = ~np.isfinite(rows["value"].to_numpy(dtype=np.float64))
+    if bad.any():
+        b = rows[bad]
+        tot = float(rows["value"].sum(skipna=True))
+        rec.meter("non_finite_value", m, symbol="adj_non_finite", clause=clauses.NON_FINITE,
+                  equation="reading dropped; its interval is treated as missing", rows=int(bad.sum()),
+                  intervals=int(bad.sum()), kwh_before=tot, kwh_after=tot,
+                  detail="readings without a finite value dropped (handled as missing intervals below)",
+                  first_ts=_iso(b["ts"].min()), last_ts=_iso(b["ts"].max()))
+        rows = rows[~bad]
+
+    # 3. duplicated intervals
+    kept, dropped = mt.conservative_duplicates(rows, keys=["ts"], value_col="value", direction_col="direction")
+    if len(dropped):
+        before, after = float(rows["value"].sum()), float(kept["value"].sum())
+        rec.meter("duplicate_intervals", m, symbol="adj_duplicate", clause=clauses.DUPLICATES,
+                  equation="one row per ts: min(value) for export, max(value) for import",
+                  rows=len(dropped), intervals=int(dropped["ts"].nunique()), kwh_before=before, kwh_after=after,
+                  detail=f"{len(dropped)} duplicate reading(s) dropped",
+                  first_ts=_iso(dropped["ts"].min()), last_ts=_iso(dropped["ts"].max()))
+    rows = kept
+
+    # 4. delayed / lapsed calibration: maximum permissible error, conservative direction
+    values = rows["value"].to_numpy(dtype=np.float64)
+    lapsed = ~rows["calibration_valid"].to_numpy(dtype=bool)
+    adjusted = mt.apply_mpe(values, m.accuracy_class, m.direction, lapsed)
+    if lapsed.any():
+        lr = rows[lapsed]
+        factor = "(1 − MPE)" if m.direction == mt.EXPORT else "(1 + MPE)"
+        rec.meter("delayed_calibration_mpe", m, symbol="adj_calibration", clause=clauses.CALIBRATION,
+                  equation=f"value × {factor}, MPE = accuracy_class/100 = {m.accuracy_class / 100:g}, "
+                           "for readings with calibration_valid = false",
+                  rows=int(lapsed.sum()), intervals=int(lapsed.sum()),
+                  kwh_before=float(values.sum()), kwh_after=float(adjusted.sum()),
+                  detail=f"{int(lapsed.sum())} reading(s) taken outside a valid calibration",
+                  first_ts=_iso(lr["ts"].min()), last_ts=_iso(lr["ts"].max()),
+                  source_files=sorted(set(lr["source_file"].astype(str))))
+
+    # 5. missing intervals on the meter's regular grid
+    missing = mt.missing_intervals(rows["ts"], start, end, m.interval_minutes)
+    table = pd.DataFrame({"ts": rows["ts"].reset_index(drop=True), "kWh": adjusted})
+    if len(missing):
+        try:
+            fill = mt.conservative_fill_value(adjusted, m.direction)  # type: ignore[arg-type]
+        except MethodologyError:
+            raise MethodologyError(
+                f"ACM0002: import meter {m.id} has no valid reading in the period, so its "
+                f"{len(missing)} missing interval(s) cannot be filled conservatively; supply its data"
+            ) from None
+        before = float(adjusted.sum())
+        after = before + fill * len(missing)
+        runs = _runs(missing, m.interval_minutes)
+        if m.direction == mt.EXPORT:
+            eq, det = "missing export interval contributes 0 kWh", "missing export intervals credited nothing"
+        else:
+            eq = f"each missing import interval charged max observed interval = {fill:g} kWh"
+            det = "missing import intervals filled with the meter's maximum observed interval value of the period"
+        rec.meter("missing_intervals", m, symbol="adj_gap", clause=clauses.GAPS, equation=eq,
+                  rows=0, intervals=len(missing), kwh_before=before, kwh_after=after,
+                  detail=f"{len(missing)} of {len(mt.expected_grid(start, end, m.interval_minutes))} expected "
+                         f"{m.interval_minutes}-min interval(s) missing (not delivered or quarantined); {det}",
+                  fill_kWh_per_interval=float(fill), first_ts=_iso(missing.min()), last_ts=_iso(missing.max()),
+                  missing_ranges=runs[:MAX_RANGES_LISTED], missing_ranges_total=len(runs))
+        if fill != 0.0:
+            filled = pd.DataFrame({"ts": pd.Series(missing), "kWh": np.full(len(missing), fill)})
+            table = pd.concat([table, filled], ignore_index=True)
+    return table
+
+
+def _cross_check_invoices(
+    invoices: pd.DataFrame,
+    tables: dict[str, pd.DataFrame],
+    meters: dict[str, MeterInfo],
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+    rec: _Recorder,
+) -> tuple[float, float, int, int]:
+    """Step 6. Returns (export adjustment kWh, import adjustment kWh, periods compared, periods flagged)."""
+    missing_cols = [c for c in INVOICE_COLUMNS if c not in invoices.columns]
+    if missing_cols:
+        raise MethodologyError(f"ACM0002: invoices lack column(s) {', '.join(missing_cols)}")
+    inv = pd.DataFrame({
+        "period_start": pd.to_datetime(invoices["period_start"], utc=True),
+        "period_end": pd.to_datetime(invoices["period_end"], utc=True),
+        "kWh": pd.to_numeric(invoices["energy_MWh"], errors="raise").to_numpy(dtype=np.float64) * 1000.0,
+        "direction": invoices["direction"].astype(str).to_numpy(dtype=object),
+    })
+    mt.conservative_sign(inv["direction"].to_numpy(dtype=object))  # validates directions
+    if not np.all(np.isfinite(inv["kWh"].to_numpy())):
+        raise MethodologyError("ACM0002: invoices contain a non-finite energy_MWh")
+
+    inside = (inv["period_start"] >= start) & (inv["period_end"] <= end)
+    for (ps, pe), g in inv[~inside].groupby(["period_start", "period_end"], sort=True):
+        rec.period({"kind": "invoice_outside_period", "meter_id": None, "period_start": _iso(ps), "period_end": _iso(pe),
+                    "invoice_kWh": float(g["kWh"].sum()), "flagged": False, "used": "metered",
+                    "kWh_adjusted": 0.0, "effect_on_net_kWh": 0.0, "clause": clauses.INVOICES,
+                    "detail": "invoice period not wholly inside the monitoring period: not compared"},
+                   symbol=f"adj_invoice[{_iso(ps)}/{_iso(pe)}]", value=0.0, equation="not compared")
+    inv = inv[inside]
+    if inv.empty:
+        return 0.0, 0.0, 0, 0
+
+    per = inv.pivot_table(index=["period_start", "period_end"], columns="direction", values="kWh", aggfunc="sum")
+    per = per.sort_index()
+    starts = per.index.get_level_values(0)
+    ends = per.index.get_level_values(1)
+
+    def metered(direction: str) -> tuple[np.ndarray, list[tuple[MeterInfo, np.ndarray]]]:
+        total = np.zeros(len(per))
+        by_meter = []
+        for m in meters.values():
+            if m.direction != direction:
+                continue
+            t = tables[m.id]
+            s = mt.period_sums(t["ts"], t["kWh"], starts, ends)  # raises if invoice periods overlap
+            total += s
+            by_meter.append((m, s))
+        return total, by_meter
+
+    met_exp, exp_by_meter = metered(mt.EXPORT)
+    met_imp, imp_by_meter = metered(mt.IMPORT)
+    inv_exp = per[mt.EXPORT].to_numpy(dtype=np.float64) if mt.EXPORT in per.columns else np.full(len(per), np.nan)
+    inv_imp = per[mt.IMPORT].to_numpy(dtype=np.float64) if mt.IMPORT in per.columns else np.full(len(per), np.nan)
+    # A direction without an invoice in a period keeps its metered value on the invoice side.
+    ref_exp = np.where(np.isnan(inv_exp), met_exp, inv_exp)
+    ref_imp = np.where(np.isnan(inv_imp), met_imp, inv_imp)
+    met_net = met_exp - met_imp
+    inv_net = ref_exp - ref_imp
+    used_net = mt.conservative_pair(met_net, inv_net, mt.EXPORT)
+    use_invoice = inv_net < met_net
+
+    adj_exp = adj_imp = 0.0
+    flagged_n = 0
+    for i in range(len(per)):
+        tol = mt.mpe_tolerance([s[i] for _, s in exp_by_meter + imp_by_meter],
+                               [m.accuracy_class for m, _ in exp_by_meter + imp_by_meter])
+        diff = float(met_net[i] - inv_net[i])
+        flagged = abs(diff) > tol
+        flagged_n += int(flagged)
+        d_exp = float(ref_exp[i] - met_exp[i]) if use_invoice[i] else 0.0
+        d_imp = float(ref_imp[i] - met_imp[i]) if use_invoice[i] else 0.0
+        adj_exp += d_exp
+        adj_imp += d_imp
+        effect = float(used_net[i] - met_net[i])
+        label = f"{_iso(starts[i])}/{_iso(ends[i])}"
+        item = {
+            "kind": "invoice_cross_check",
+            "meter_id": None,
+            "period_start": _iso(starts[i]),
+            "period_end": _iso(ends[i]),
+            "metered_export_kWh": float(met_exp[i]),
+            "metered_import_kWh": float(met_imp[i]),
+            "invoice_export_kWh": None if np.isnan(inv_exp[i]) else float(inv_exp[i]),
+            "invoice_import_kWh": None if np.isnan(inv_imp[i]) else float(inv_imp[i]),
+            "metered_net_kWh": float(met_net[i]),
+            "invoice_net_kWh": float(inv_net[i]),
+            "difference_kWh": diff,
+            "tolerance_kWh": float(tol),
+            "flagged": bool(flagged),
+            "used": "invoice" if use_invoice[i] else "metered",
+            "kWh_adjusted": effect,
+            "effect_on_net_kWh": effect,
+            "clause": clauses.INVOICES,
+            "detail": ("|metered − invoiced net| exceeds the metering tolerance Σ|E_m|×accuracy_m; "
+                       if flagged else "within the metering tolerance; ")
+                      + ("invoiced values used (lower net export)" if use_invoice[i] else "metered values kept (not higher than invoiced)"),
+        }
+        # Record every compared period in the trace; in the treatments list only what changed or was flagged.
+        if flagged or use_invoice[i]:
+            rec.period(item, symbol=f"adj_invoice[{label}]", value=effect,
+                       equation="EG_net_period = min(metered net, invoiced net)")
+        else:
+            rec.trace.record(f"adj_invoice[{label}]", 0.0, "kWh", equation="EG_net_period = min(metered net, invoiced net)",
+                             clause=clauses.INVOICES,
+                             inputs={k: v for k, v in item.items() if k not in ("kind", "clause", "detail")},
+                             note=item["detail"])
+    return adj_exp, adj_imp, len(per), flagged_n
+
+
+def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Validated readings (and optional invoices) -> ``{"EG_export_y": MWh, "EG_import_y": MWh}`` and treatments."""
+    meters = _meters(data.sources.get("meters"))
+    start, end = mt.to_utc(data.start), mt.to_utc(data.end)
+    if end <= start:
+        raise MethodologyError(f"ACM0002: empty monitoring period [{start}, {end})")
+    df = _prepare_readings(data, meters)
+    rec = _Recorder(trace)
+
+    tables: dict[str, pd.DataFrame] = {}
+    for mid, m in meters.items():
+        tables[mid] = _treat_meter(m, df[df["meter_id"] == mid], start, end, rec)
+
+    per_meter = {mid: float(t["kWh"].sum()) for mid, t in tables.items()}
+    for mid, kwh in per_meter.items():
+        trace.record(f"EG_meter[{mid}]", kwh, "kWh", equation="Σ interval energy after treatments (MPE, gaps, duplicates)",
+                     clause=clauses.EG_FACILITY, inputs={"direction": meters[mid].direction,
+                                                         "accuracy_class_pct": meters[mid].accuracy_class})
+    export_kwh = sum(v for k, v in per_meter.items() if meters[k].direction == mt.EXPORT)
+    import_kwh = sum(v for k, v in per_meter.items() if meters[k].direction == mt.IMPORT)
+
+    invoices = data.datasets.get(INVOICES)
+    adj_exp = adj_imp = 0.0
+    n_periods = n_flagged = 0
+    if invoices is not None and len(invoices):
+        adj_exp, adj_imp, n_periods, n_flagged = _cross_check_invoices(invoices, tables, meters, start, end, rec)
+
+    inputs_exp = {f"EG_meter[{k}]": v for k, v in per_meter.items() if meters[k].direction == mt.EXPORT}
+    inputs_imp = {f"EG_meter[{k}]": v for k, v in per_meter.items() if meters[k].direction == mt.IMPORT}
+    eg_export = trace.record(
+        "EG_export_y", (export_kwh + adj_exp) / 1000.0, "MWh",
+        equation="(Σ export meters EG_meter + invoice cross-check adjustment) / 1000",
+        clause=clauses.EG_FACILITY, inputs={**inputs_exp, "invoice_adjustment_kWh": adj_exp,
+                                            "invoice_periods_compared": n_periods, "invoice_periods_flagged": n_flagged},
+    )
+    eg_import = trace.record(
+        "EG_import_y", (import_kwh + adj_imp) / 1000.0, "MWh",
+        equation="(Σ import meters EG_meter + invoice cross-check adjustment) / 1000",
+        clause=clauses.EG_FACILITY, inputs={**inputs_imp, "invoice_adjustment_kWh": adj_imp},
+    )
+    return {"EG_export_y": float(eg_export), "EG_import_y": float(eg_import)}, rec.items
