@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, task, unmapped
 
 from mrv import pipeline
 from mrv.settings import MRVSettings
@@ -53,7 +53,7 @@ def finish_run(settings: dict[str, Any], run_id: str, calculation: str, validati
 @flow(name="sensor-monitoring", flow_run_name="monitoring-{run_id}", log_prints=True)
 def sensor_monitoring(settings: dict[str, Any], run_id: str, project_digest: str, meter_ids: list[str], n_cross_checks: int) -> dict[str, Any]:
     """ingest (per meter, in parallel) -> validate -> calculate -> summary."""
-    ingested = ingest_meter.map(settings, run_id, project_digest, meter_ids)
+    ingested = ingest_meter.map(unmapped(settings), unmapped(run_id), unmapped(project_digest), meter_ids)
     xcs = [ingest_cross_check.submit(settings, run_id, project_digest, i) for i in range(n_cross_checks)]
     readings = {m: f.result()[f"readings/{m}"] for m, f in zip(meter_ids, ingested)}
     validated = validate_readings(settings, run_id, project_digest, readings)

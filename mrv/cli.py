@@ -116,10 +116,14 @@ def _print_summary(summary: dict[str, Any]) -> None:
     console.print(f"\n[bold]Data contract[/] {contract.get('contract_id', '')} {contract.get('contract_version', '')}")
     for line in _contract_lines(contract):
         console.print(f"  {line}", highlight=False)
-    if summary.get("treatments"):
-        console.print("\n[bold]Conservative treatments applied[/]")
-        for t in summary["treatments"]:
-            console.print(f"  - {t.get('description') or t}", highlight=False)
+    treatments = summary.get("treatments") or []
+    if treatments:
+        console.print("\n[bold]Conservative treatments applied[/] (full detail and clauses in calculation.json)")
+        for t in treatments:
+            kwh = t.get("effect_on_net_kWh") or t.get("kWh_adjusted") or 0.0
+            where = t.get("meter_id") or (f"{t['period_start'][:10]}..{t['period_end'][:10]}" if t.get("period_start") else "")
+            flag = " [red]FLAGGED[/]" if t.get("flagged") else ""
+            console.print(f"  - {t.get('kind', '?'):<24} {where:<24} {kwh:>14,.1f} kWh  {t.get('detail', '')}{flag}", highlight=False)
     ws = Path(summary["workspace"])
     console.print(
         f"\nRun [bold]{summary['run_id']}[/]\n"
