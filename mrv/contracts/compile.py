@@ -1,0 +1,733 @@
+"""Contract YAML -> checked model -> compiled expectations (-> a GX 1.x ExpectationSuite).
+
+Compilation resolves ``${...}`` references against the run context and the rule's ``params`` and
+yields plain expectation configurations (``type``, ``kwargs``, ``meta`` — the same JSON shape GX
+uses). Both evaluators consume exactly these: the ``gx`` engine after turning them into a
+``gx.ExpectationSuite`` (:func:`compile_suite`), the ``native`` engine directly.
+
+Some rules compare a reading with a per-meter quantity that is not in the tidy frame (the
+capacity bound for that meter's interval, the step to the previous reading, whether a calibration
+covered the reading). A rule declares those *derived columns* by name (``derive: [...]``); the
+registry :data:`DERIVATIONS` computes them vectorised before validation.
+
+Template syntax
+    ``${period.start}`` / ``${period.end}``   ISO 8601 UTC instants (end exclusive)
+    ``${period.label}``                       ``2023-01-01..2023-12-31`` (for messages)
+    ``${meters.ids}``                         list of declared meter ids
+    ``${capacity_kw}``                        installed capacity [kW]
+    ``${<param>}``                            a value from the rule's ``params``
+    A string that is exactly one reference becomes that value (a list stays a list); references
+    inside longer text are interpolated (lists joined with ", "). In ``reason`` only,
+    ``{column}`` is replaced per row by that row's value (``{missing}`` for set rules).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.resources
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import yaml
+from pydantic import ValidationError
+
+from mrv.contracts.model import Contract, ContractContext, Rule, Severity, Stage
+from mrv.errors import ContractError
+from mrv.project import Meter, ReadingKind
+
+if TYPE_CHECKING:  # pragma: no cover
+    import great_expectations as gx
+
+TIDY_COLUMNS: tuple[str, ...] = ("meter_id", "ts", "value", "unit", "register", "source_file", "source_row")
+CONTRACTS_PACKAGE = "data_contracts"
+
+# Expectations whose result is per row (GX "map" expectations) vs. one verdict for the table.
+_ROW_LEVEL_PREFIXES = (
+    "expect_column_values_",
+    "expect_column_pair_values_",
+    "expect_compound_columns_",
+    "expect_multicolumn_",
+    "expect_select_column_values_",
+)
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+
+# Our severity as GX's own FailureSeverity (shown in Data Docs); ours stays in `meta`.
+_GX_SEVERITY = {Severity.block: "critical", Severity.quarantine: "warning", Severity.warn: "info"}
+
+
+def is_row_level(expectation: str) -> bool:
+    return expectation.startswith(_ROW_LEVEL_PREFIXES)
+
+
+# --------------------------------------------------------------------------- templates
+
+_REF = re.compile(r"\$\{([^{}]*)\}")
+_CONTEXT_NAMES = ("period.start", "period.end", "period.label", "meters.ids", "capacity_kw")
+
+
+def context_values(context: ContractContext) -> dict[str, Any]:
+    return {
+        "period.start": context.period_start.astimezone(timezone.utc).isoformat(),
+        "period.end": context.period_end.astimezone(timezone.utc).isoformat(),
+        "period.label": context.period_label,
+        "meters.ids": context.meter_ids,
+        "capacity_kw": float(context.capacity_kw),
+    }
+
+
+def _refs(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield from (m.group(1).strip() for m in _REF.finditer(value))
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _refs(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _refs(v)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_text(v) for v in value)
+    if isinstance(value, float) and value.is_integer():
+        return f"{value:.0f}"
+    return str(value)
+
+
+def resolve_templates(value: Any, values: Mapping[str, Any], *, escape_braces: bool = False) -> Any:
+    """Replace ``${name}`` references (see module doc). ``escape_braces`` doubles ``{``/``}`` in
+    interpolated values (for reason templates, where single braces mark row fields)."""
+    if isinstance(value, str):
+        whole = _REF.fullmatch(value.strip())
+        if whole and not escape_braces:
+            return values[whole.group(1).strip()]
+
+        def sub(m: re.Match[str]) -> str:
+            text = _text(values[m.group(1).strip()])
+            return text.replace("{", "{{").replace("}", "}}") if escape_braces else text
+
+        return _REF.sub(sub, value)
+    if isinstance(value, Mapping):
+        return {k: resolve_templates(v, values, escape_braces=escape_braces) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [resolve_templates(v, values, escape_braces=escape_braces) for v in value]
+    return value
+
+
+TEXT = pa.large_string()  # 64-bit offsets: reasons for tens of millions of rows exceed 2 GiB
+
+_FIELD = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
+
+
+@dataclass(frozen=True)
+class ReasonTemplate:
+    """A reason with ``{column}`` row fields (``{{``/``}}`` are literal braces), rendered vectorised."""
+
+    parts: tuple[tuple[Literal["text", "field"], str], ...]
+
+    @classmethod
+    def parse(cls, text: str) -> "ReasonTemplate":
+        parts: list[tuple[Literal["text", "field"], str]] = []
+        pos = 0
+        buf = ""
+        for m in _FIELD.finditer(text):
+            buf += text[pos : m.start()]
+            pos = m.end()
+            tok = m.group(0)
+            if tok in ("{{", "}}"):
+                buf += tok[0]
+            elif m.group(1):
+                if buf:
+                    parts.append(("text", buf))
+                    buf = ""
+                parts.append(("field", m.group(1)))
+            else:
+                raise ValueError(f"unbalanced brace at position {m.start()} (write {{{{ or }}}} for a literal brace)")
+        buf += text[pos:]
+        if buf:
+            parts.append(("text", buf))
+        return cls(tuple(parts))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return tuple(v for kind, v in self.parts if kind == "field")
+
+    def render(self, values: Mapping[str, pd.Series | str], *, length: int) -> pa.Array:
+        """One reason per row (a pyarrow string array): ``values`` maps field names to Series
+        (row values, in row order) or scalars."""
+        parts: list[Any] = []
+        for kind, v in self.parts:
+            if kind == "text":
+                parts.append(v)
+            else:
+                val = values[v]
+                parts.append(format_values(val) if isinstance(val, pd.Series) else str(val))
+        return join_text(parts, length=length)
+
+
+def join_text(parts: Sequence[Any], *, length: int) -> pa.Array:
+    """Concatenate string arrays and plain strings element-wise (vectorised, in Arrow)."""
+    if not any(isinstance(p, (pa.Array, pa.ChunkedArray)) for p in parts):
+        return pa.array(["".join(parts)] * length, type=TEXT)
+    args = [p.cast(TEXT) if isinstance(p, (pa.Array, pa.ChunkedArray)) else pa.scalar(str(p), type=TEXT) for p in parts]
+    out = pc.binary_join_element_wise(*args, pa.scalar("", type=TEXT))
+    return out.combine_chunks() if isinstance(out, pa.ChunkedArray) else out
+
+
+def format_values(s: pd.Series) -> pa.Array:
+    """Cell values as text for reasons (Arrow, vectorised): instants as ISO 8601 UTC to the second
+    (``2023-01-01T00:15:00Z``), numbers in shortest round-trip form, nulls as ``missing``."""
+    missing = s.isna().to_numpy()
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        us = s.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
+        secs = pa.array(np.floor_divide(us, 1_000_000), mask=missing, type=pa.int64()).cast(pa.timestamp("s"))
+        text = join_text([pc.utf8_replace_slice(secs.cast(TEXT), start=10, stop=11, replacement="T"), "Z"], length=len(s))
+    elif pd.api.types.is_float_dtype(s.dtype):
+        text = pa.array(s.to_numpy(dtype=np.float64, na_value=np.nan), mask=missing, type=pa.float64()).cast(TEXT)
+    elif pd.api.types.is_bool_dtype(s.dtype) or pd.api.types.is_integer_dtype(s.dtype):
+        kind = bool if pd.api.types.is_bool_dtype(s.dtype) else np.int64
+        text = pa.array(s.to_numpy(dtype=kind, na_value=kind(0)), mask=missing).cast(TEXT)
+    else:
+        try:
+            text = pa.array(s, from_pandas=True)  # Arrow-backed strings: no copy
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            text = pa.array(s.astype(object).where(~missing, None).astype(str).to_numpy(dtype=object), mask=missing)
+    if isinstance(text, pa.ChunkedArray):
+        text = text.combine_chunks()
+    return pc.fill_null(text.cast(TEXT), "missing")
+
+
+# --------------------------------------------------------------------------- per-meter keys
+
+
+@dataclass(frozen=True)
+class GroupedView:
+    """Rows with a known meter and timestamp, grouped by meter and time-sorted within each group.
+
+    ``perm`` maps view position -> row position; it is ``None`` when the frame already is in that
+    shape (ingest writes one time-sorted block per meter), which is checked in O(n) so the common
+    case needs no sort at all.
+    """
+
+    perm: np.ndarray | None
+    codes: np.ndarray
+    ts: np.ndarray
+    block_codes: np.ndarray
+    bounds: np.ndarray  # block i is view[bounds[i]:bounds[i+1]]
+
+    def scatter(self, view_values: np.ndarray, *, n: int, fill: Any) -> np.ndarray:
+        if self.perm is None:  # identity: every row is in the view, in row order
+            return view_values
+        out = np.full(n, fill, dtype=view_values.dtype)
+        out[self.perm] = view_values
+        return out
+
+    def blocks(self) -> Iterable[tuple[int, int, int]]:
+        for i, c in enumerate(self.block_codes.tolist()):
+            yield c, int(self.bounds[i]), int(self.bounds[i + 1])
+
+
+@dataclass(frozen=True)
+class MeterKeys:
+    """Per-row meter codes and UTC microsecond timestamps, computed once per frame.
+
+    Codes index ``ids``: declared meters first (context order), then undeclared ids in order of
+    appearance; ``-1`` for a missing ``meter_id``.
+    """
+
+    codes: np.ndarray
+    ids: tuple[str, ...]
+    meters: tuple[Meter, ...]
+    ts: np.ndarray
+    ts_ok: np.ndarray
+    grouped_hint: bool = False  # rows known to be grouped per meter and time-sorted
+
+    @classmethod
+    def build(cls, frame: pd.DataFrame, meters: Sequence[Meter]) -> "MeterKeys":
+        fcodes, uniques = pd.factorize(frame["meter_id"], use_na_sentinel=True)
+        declared = {m.id: i for i, m in enumerate(meters)}
+        ids = [m.id for m in meters]
+        remap = np.empty(len(uniques) + 1, dtype=np.int64)
+        for j, u in enumerate(np.asarray(uniques, dtype=object).tolist()):
+            u = str(u)
+            if u not in declared:
+                declared[u] = len(ids)
+                ids.append(u)
+            remap[j] = declared[u]
+        remap[-1] = -1  # factorize's NA sentinel -1 indexes this slot
+        codes = remap[np.asarray(fcodes, dtype=np.int64)]
+        ts_series = frame["ts"]
+        if not isinstance(ts_series.dtype, pd.DatetimeTZDtype):
+            raise ContractError(f"readings: column ts must be timezone-aware datetime64 (UTC), got {ts_series.dtype}")
+        ts_ok = ts_series.notna().to_numpy()
+        ts = ts_series.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
+        return cls(codes, tuple(ids), tuple(meters), ts, ts_ok)
+
+    @property
+    def n(self) -> int:
+        return len(self.codes)
+
+    @property
+    def n_declared(self) -> int:
+        return len(self.meters)
+
+    def subset(self, mask: np.ndarray) -> "MeterKeys":
+        """Keys of the rows where ``mask`` is True (order kept). If this frame is known to be
+        grouped already, so is any subset: the check is skipped."""
+        grouped = "view" in self.__dict__ and self.view.perm is None
+        return MeterKeys(self.codes[mask], self.ids, self.meters, self.ts[mask], self.ts_ok[mask], grouped_hint=grouped)
+
+    def per_meter(self, values: Sequence[Any], *, unknown: Any, dtype: Any) -> np.ndarray:
+        """Broadcast one value per declared meter to rows (``unknown`` for other rows)."""
+        table = np.empty(len(self.ids) + 1, dtype=dtype)
+        table[: len(values)] = values
+        table[len(values) :] = unknown
+        return table[self.codes]  # code -1 -> the last slot (unknown)
+
+    @cached_property
+    def view(self) -> GroupedView:
+        ok = self.ts_ok & (self.codes >= 0)
+        all_ok = bool(ok.all())
+        pos = None if all_ok else np.flatnonzero(ok)
+        codes = self.codes if all_ok else self.codes[pos]
+        ts = self.ts if all_ok else self.ts[pos]
+        perm = pos
+        starts = np.zeros(min(len(codes), 1), dtype=np.int64)
+        if len(codes) > 1:
+            starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
+            if not (self.grouped_hint or self._is_grouped(codes, ts, starts)):
+                order = np.lexsort((ts, codes))
+                perm = order if pos is None else pos[order]
+                codes, ts = codes[order], ts[order]
+                starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
+        bounds = np.r_[starts, len(codes)].astype(np.int64)
+        return GroupedView(perm, codes, ts, codes[starts], bounds)
+
+    @staticmethod
+    def _is_grouped(codes: np.ndarray, ts: np.ndarray, starts: np.ndarray) -> bool:
+        """One contiguous block per meter, time-sorted within it (O(n), no sort)."""
+        if len(np.unique(codes[starts])) != len(starts):
+            return False
+        ordered = ts[1:] >= ts[:-1]
+        ordered[starts[1:] - 1] = True  # a block boundary may go back in time
+        return bool(ordered.all())
+
+
+# --------------------------------------------------------------------------- derivations
+
+DeriveFn = Callable[[pd.DataFrame, MeterKeys, ContractContext, Mapping[str, Any]], "np.ndarray | pd.Categorical"]
+
+
+@dataclass(frozen=True)
+class Derivation:
+    name: str  # also the name of the column it adds
+    description: str
+    compute: DeriveFn
+    params: tuple[str, ...] = ()
+
+
+US_PER_MINUTE = 60_000_000
+US_PER_HOUR = 3_600_000_000
+
+
+def _meter_reading(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> pd.Categorical:
+    kinds = [k.value for k in ReadingKind]
+    per = [kinds.index(m.reading.value) for m in keys.meters]
+    return pd.Categorical.from_codes(keys.per_meter(per, unknown=-1, dtype=np.int8), categories=kinds)
+
+
+def _interval_minutes(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    return keys.per_meter([float(m.interval_minutes) for m in keys.meters], unknown=np.nan, dtype=np.float64)
+
+
+def _capacity_limit_kwh(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    # Installed capacity bound: no interval can hold more than capacity x interval length, plus a
+    # tolerance for meter error and short overloads.
+    tol = float(params["tolerance"])
+    limits = [context.capacity_kw * m.interval_minutes / 60.0 * (1.0 + tol) for m in keys.meters]
+    return keys.per_meter(limits, unknown=np.nan, dtype=np.float64)
+
+
+def _interval_step_minutes(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    v = keys.view
+    step = np.empty(len(v.ts), dtype=np.float64)
+    if len(v.ts):
+        np.subtract(v.ts[1:], v.ts[:-1], out=step[1:], casting="unsafe")
+        step /= US_PER_MINUTE
+        step[v.bounds[:-1]] = np.nan  # each meter's first reading has no previous one
+    return v.scatter(step, n=keys.n, fill=np.nan)
+
+
+def calibration_windows_us(meter: Meter) -> list[tuple[int, int]]:
+    """Calibration validity as half-open UTC microsecond ranges, merged.
+
+    Certificate dates are calendar dates at the meter, so they are read in the meter's own
+    timezone (``Meter.timezone``, the clock its files are written in; UTC by default): valid_from
+    00:00 local up to the midnight after valid_to (valid_to is inclusive).
+    """
+    tz = ZoneInfo(meter.timezone)
+    epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+    def us(d: Any) -> int:
+        return (datetime.combine(d, time(0), tz) - epoch) // timedelta(microseconds=1)
+
+    spans = sorted((us(c.valid_from), us(c.valid_to + timedelta(days=1))) for c in meter.calibrations)
+    merged: list[tuple[int, int]] = []
+    for s, e in spans:
+        if merged and s <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], e))
+        else:
+            merged.append((s, e))
+    return merged
+
+
+def _calibration_valid(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    # CDM VVS-PA v03.0: a reading outside every calibration validity window was taken with a
+    # meter in delayed calibration; the methodology applies the maximum permissible error to it.
+    v = keys.view
+    flag = np.zeros(len(v.ts), dtype=bool)
+    for code, lo, hi in v.blocks():
+        if code >= keys.n_declared:
+            continue
+        seg = v.ts[lo:hi]
+        for s, e in calibration_windows_us(keys.meters[code]):
+            a, b = np.searchsorted(seg, [s, e], side="left")
+            flag[lo + a : lo + b] = True
+    return v.scatter(flag, n=keys.n, fill=False)
+
+
+DERIVATIONS: Mapping[str, Derivation] = {
+    d.name: d
+    for d in (
+        Derivation("meter_reading", "Reading kind of the row's meter (interval | cumulative); null if undeclared", _meter_reading),
+        Derivation("interval_minutes", "Declared reading interval of the row's meter [min]", _interval_minutes),
+        Derivation(
+            "capacity_limit_kwh",
+            "capacity_kw x interval hours x (1 + tolerance) for the row's meter [kWh]",
+            _capacity_limit_kwh,
+            params=("tolerance",),
+        ),
+        Derivation("interval_step_minutes", "Minutes since the meter's previous reading (null for its first)", _interval_step_minutes),
+        Derivation("calibration_valid", "Reading start inside one of the meter's calibration validity windows", _calibration_valid),
+    )
+}
+
+
+class WorkFrame:
+    """The readings plus derived columns, read column by column without copying either.
+
+    The native engine reads it directly; GX gets :meth:`to_frame` (one DataFrame).
+    """
+
+    def __init__(self, base: pd.DataFrame, derived: Mapping[str, Any]) -> None:
+        clash = set(base.columns) & set(derived)
+        if clash:
+            raise ContractError(f"readings frame already has derived column(s) {', '.join(sorted(clash))}")
+        self.base = base
+        self._derived = dict(derived)
+        self._series: dict[str, pd.Series] = {}
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.base.columns, *self._derived]
+
+    def __getitem__(self, key: str | list[str]) -> Any:
+        if isinstance(key, list):
+            return pd.DataFrame({k: self[k] for k in key})
+        if key in self._derived:
+            if key not in self._series:
+                self._series[key] = pd.Series(self._derived[key], index=self.base.index, name=key, copy=False)
+            return self._series[key]
+        return self.base[key]
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.base.assign(**self._derived) if self._derived else self.base
+
+
+def add_derived(
+    frame: pd.DataFrame, *, keys: MeterKeys, context: ContractContext, rules: Sequence[Rule], always: Sequence[str] = ()
+) -> WorkFrame:
+    """The frame plus every derived column the rules declare (each computed once)."""
+    wanted: dict[str, Mapping[str, Any]] = {name: {} for name in always}
+    for rule in rules:
+        for name in rule.derive:
+            wanted[name] = rule.params
+    return WorkFrame(frame, {name: DERIVATIONS[name].compute(frame, keys, context, params) for name, params in wanted.items()})
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _format_validation(source: str, exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ""
+        for part in err["loc"]:
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+        lines.append(f"{loc or '(top level)'}: {err['msg']}")
+    return lines
+
+
+def _semantic_problems(contract: Contract) -> list[str]:
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    derived_by: dict[str, tuple[int, Mapping[str, Any]]] = {}
+    for i, rule in enumerate(contract.rules):
+        at = f"rules[{i}]"
+        if rule.id in seen:
+            problems.append(f"{at}.id: duplicate rule id {rule.id!r} (also rules[{seen[rule.id]}])")
+        seen.setdefault(rule.id, i)
+        for j, name in enumerate(rule.derive):
+            d = DERIVATIONS.get(name)
+            if d is None:
+                problems.append(f"{at}.derive[{j}]: unknown derivation {name!r} (known: {', '.join(DERIVATIONS)})")
+                continue
+            for p in d.params:
+                if p not in rule.params:
+                    problems.append(f"{at}.params: derivation {name} needs param {p!r}")
+            if name in derived_by and {p: derived_by[name][1].get(p) for p in d.params} != {p: rule.params.get(p) for p in d.params}:
+                problems.append(f"{at}.params: derivation {name} is declared with different params in rules[{derived_by[name][0]}]")
+            derived_by.setdefault(name, (i, rule.params))
+        for p in rule.params:
+            if p in _CONTEXT_NAMES:
+                problems.append(f"{at}.params.{p}: shadows the context value ${{{p}}}")
+        known = set(_CONTEXT_NAMES) | set(rule.params)
+        for fname, value in (("kwargs", rule.kwargs), ("row_condition", rule.row_condition.model_dump() if rule.row_condition else None), ("reason", rule.reason)):
+            for ref in _refs(value):
+                if ref not in known:
+                    problems.append(f"{at}.{fname}: unknown reference ${{{ref}}} (known: {', '.join(sorted(known))})")
+        columns = set(TIDY_COLUMNS) | set(rule.derive)
+        referenced = [(f"kwargs.{k}", rule.kwargs[k]) for k in _COLUMN_KWARGS if k in rule.kwargs]
+        referenced += [(f"kwargs.column_list[{j}]", c) for j, c in enumerate(rule.kwargs.get("column_list") or [])]
+        if rule.row_condition:
+            referenced.append(("row_condition.column", rule.row_condition.column))
+        for where, col in referenced:
+            if isinstance(col, str) and _REF.search(col):
+                continue  # a templated column name is checked once resolved (by the evaluator)
+            if not isinstance(col, str) or col not in columns:
+                problems.append(f"{at}.{where}: unknown column {col!r} (tidy columns and this rule's derive: {', '.join(sorted(columns))})")
+        row_level = is_row_level(rule.expectation)
+        if rule.reason is not None:
+            try:
+                fields = ReasonTemplate.parse(_REF.sub("x", rule.reason)).fields
+            except ValueError as exc:
+                problems.append(f"{at}.reason: {exc}")
+                fields = ()
+            allowed = columns if row_level else {"missing"}
+            for f in fields:
+                if f not in allowed:
+                    problems.append(f"{at}.reason: unknown field {{{f}}} (allowed: {', '.join(sorted(allowed))})")
+        if rule.severity is Severity.quarantine and not row_level:
+            problems.append(f"{at}.severity: quarantine needs a row-level expectation; {rule.expectation} judges the whole table")
+        if rule.severity is Severity.quarantine and rule.evaluate_on is Stage.valid:
+            problems.append(f"{at}.evaluate_on: a quarantine rule must be evaluated on readings (it removes rows from them)")
+        if rule.keep is not None:
+            if rule.expectation != "expect_compound_columns_to_be_unique" or rule.severity is not Severity.quarantine:
+                problems.append(f"{at}.keep: only for a quarantine rule with expect_compound_columns_to_be_unique")
+            elif "meter_id" not in (rule.kwargs.get("column_list") or []):
+                problems.append(f"{at}.keep: conservative keep needs meter_id in column_list (the meter's direction decides)")
+    return problems
+
+
+def parse_contract(text: str, *, source: str) -> Contract:
+    """Validate contract YAML text; every problem is reported with ``source`` and the field path."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractError(f"{source}: not valid YAML: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ContractError(f"{source}: expected a mapping at the top level")
+    try:
+        contract = Contract.model_validate({**raw, "source": source})
+    except ValidationError as exc:
+        problems = _format_validation(source, exc)
+    else:
+        problems = _semantic_problems(contract)
+    if problems:
+        lines = [f"{source}: invalid data contract ({len(problems)} problem(s))"] + [f"  - {p}" for p in problems]
+        raise ContractError("\n".join(lines))
+    return contract
+
+
+def _packaged(name: str) -> Any:
+    """A file of the ``data_contracts`` package (also when an old editable install registered it
+    as a namespace package, which importlib.resources cannot open)."""
+    try:
+        return importlib.resources.files(CONTRACTS_PACKAGE) / name
+    except (NotADirectoryError, TypeError):
+        package = importlib.import_module(CONTRACTS_PACKAGE)
+        dirs = [Path(p) for p in package.__path__ if Path(p).is_dir()]
+        return next((d / name for d in dirs if (d / name).exists()), (dirs[0] if dirs else Path(CONTRACTS_PACKAGE)) / name)
+
+
+def load_contract(contract_id: str, *, directory: Path | None = None) -> Contract:
+    """Read ``<contract_id>.yaml`` from ``directory`` (default: the ``data_contracts`` package).
+
+    Raises :class:`ContractError` naming the file and the field for any problem.
+    """
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", contract_id):
+        raise ContractError(f"invalid contract id {contract_id!r} (lowercase letters, digits and _)")
+    name = f"{contract_id}.yaml"
+    resource = Path(directory) / name if directory is not None else _packaged(name)
+    try:
+        text = resource.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ContractError(f"{resource}: data contract {contract_id!r} not found") from None
+    except UnicodeDecodeError as exc:
+        raise ContractError(f"{resource}: not UTF-8 text ({exc})") from None
+    contract = parse_contract(text, source=str(resource))
+    if contract.id != contract_id:
+        raise ContractError(f"{resource}: id: is {contract.id!r} but the file is named for {contract_id!r}")
+    return contract
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+@dataclass(frozen=True)
+class CompiledExpectation:
+    """One rule as an expectation configuration with every reference resolved."""
+
+    rule: Rule
+    type: str
+    kwargs: Mapping[str, Any]
+    reason: ReasonTemplate | None
+
+    @property
+    def rule_id(self) -> str:
+        return self.rule.id
+
+    @property
+    def row_level(self) -> bool:
+        return is_row_level(self.type)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "kwargs": dict(self.kwargs),
+            "meta": {
+                "rule_id": self.rule.id,
+                "severity": self.rule.severity.value,
+                "evaluate_on": self.rule.evaluate_on.value,
+                "clause": self.rule.clause,
+                **({"keep": self.rule.keep.value} if self.rule.keep else {}),
+                **({"derive": list(self.rule.derive)} if self.rule.derive else {}),
+            },
+            "description": self.rule.description,
+            "severity": _GX_SEVERITY[self.rule.severity],
+        }
+
+
+@dataclass(frozen=True)
+class CompiledContract:
+    contract: Contract
+    context: ContractContext
+    expectations: tuple[CompiledExpectation, ...]
+    suite_name: str = field(default="")
+
+    def stage(self, stage: Stage) -> tuple[CompiledExpectation, ...]:
+        return tuple(e for e in self.expectations if e.rule.evaluate_on is stage)
+
+    def suite_json(self, expectations: Sequence[CompiledExpectation] | None = None) -> dict[str, Any]:
+        """The suite in GX's JSON shape (deterministic: no generated ids)."""
+        exps = self.expectations if expectations is None else expectations
+        return {
+            "name": self.suite_name,
+            "expectations": [e.to_json() for e in exps],
+            "meta": {"contract_id": self.contract.id, "contract_version": self.contract.version},
+        }
+
+
+def _json_number(v: Any) -> Any:
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ContractError(f"non-finite number {v} in a compiled expectation")
+    return v
+
+
+def compile_contract(contract: Contract, *, context: ContractContext) -> CompiledContract:
+    """Resolve references against ``context``: the expectations both evaluators run."""
+    base = context_values(context)
+    out = []
+    for rule in contract.rules:
+        values = {**base, **rule.params}
+        kwargs = resolve_templates(rule.kwargs, values)
+        if rule.row_condition is not None:
+            rc = rule.row_condition
+            kwargs["row_condition"] = {
+                "type": "comparison",
+                "column": {"name": rc.column},
+                "operator": rc.operator,
+                "parameter": resolve_templates(rc.parameter, values),
+            }
+        kwargs = {k: _json_number(v) for k, v in kwargs.items()}
+        reason = ReasonTemplate.parse(resolve_templates(rule.reason, values, escape_braces=True)) if rule.reason else None
+        out.append(CompiledExpectation(rule, rule.expectation, kwargs, reason))
+    return CompiledContract(contract, context, tuple(out), suite_name=f"{contract.id}@{contract.version}")
+
+
+def import_gx() -> Any:
+    """Import Great Expectations (slow, ~3 s) only when a GX object is needed; analytics off."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    with warnings.catch_warnings():
+        # GX 1.x imports the deprecated sre_* modules; that is not our users' concern.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import great_expectations as gx
+
+    return gx
+
+
+def gx_suite(doc: Mapping[str, Any], *, source: str = "<contract>") -> "gx.ExpectationSuite":
+    """A ``gx.ExpectationSuite`` from :meth:`CompiledContract.suite_json` output."""
+    gx = import_gx()
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    suite = gx.ExpectationSuite(name=doc["name"], meta=dict(doc.get("meta", {})))
+    for e in doc["expectations"]:
+        try:
+            config = ExpectationConfiguration(
+                type=e["type"], kwargs=dict(e["kwargs"]), meta=dict(e["meta"]), description=e.get("description"), severity=e.get("severity", "critical")
+            )
+            suite.add_expectation_configuration(config)
+        except Exception as exc:  # GX raises several unrelated types for a bad type or kwargs
+            raise ContractError(f"{source}: rule {e['meta']['rule_id']}: {e['type']} is not a valid GX expectation: {exc}") from None
+    return suite
+
+
+def compile_suite(contract: Contract, *, context: ContractContext) -> "gx.ExpectationSuite":
+    """The contract as a Great Expectations 1.x ExpectationSuite (one expectation per rule, in order;
+    ``meta`` carries rule_id, severity, evaluate_on and clause)."""
+    compiled = compile_contract(contract, context=context)
+    return gx_suite(compiled.suite_json(), source=contract.source)
+
+
+# --------------------------------------------------------------------------- evaluation result
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an evaluator found for one expectation (the same shape from both engines)."""
+
+    rule_id: str
+    success: bool
+    unexpected_count: int
+    unexpected_index: np.ndarray | None  # ascending row positions; None for table-level expectations
+    observed: Mapping[str, Any] = field(default_factory=dict)  # table-level detail, JSON-native
+
+
+MAX_MISSING_LISTED = 20  # GX lists at most 20 missing values (MAX_DISTINCT_VALUES); native does the same

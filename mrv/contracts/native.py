@@ -1,0 +1,237 @@
+"""A small vectorised evaluator for the compiled expectations, for frames too large for GX.
+
+It implements exactly the expectation types (and kwargs) the contracts use, with GX 1.x
+semantics: a ``row_condition`` first restricts the rows; column-map expectations then skip nulls
+(except ``not_be_null``); pair and compound expectations drop rows by ``ignore_row_if``. Anything
+else raises :class:`ContractError` rather than being silently skipped.
+
+Speed: everything is whole-column numpy. ``meter_id``/``ts`` checks reuse the per-frame
+:class:`MeterKeys` (meter codes from one factorisation, and a meter/time grouping that costs no
+sort when the frame already comes as one time-sorted block per meter).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mrv.contracts.compile import MAX_MISSING_LISTED, CompiledExpectation, Evaluation, MeterKeys, WorkFrame
+from mrv.errors import ContractError
+
+Frame = pd.DataFrame | WorkFrame  # anything with frame[column] -> Series, frame[[...]] -> DataFrame, len()
+
+_PAIR_IGNORE = ("both_values_are_missing", "either_value_is_missing", "neither")
+_MULTI_IGNORE = ("all_values_are_missing", "any_value_is_missing", "never")
+
+
+def _col(frame: Frame, name: str, rule_id: str) -> pd.Series:
+    try:
+        return frame[name]
+    except KeyError:
+        raise ContractError(f"rule {rule_id}: column {name!r} is not in the frame") from None
+
+
+def _notna(s: pd.Series) -> np.ndarray:
+    return s.notna().to_numpy()
+
+
+def condition_mask(frame: Frame, cond: Mapping[str, Any] | None, rule_id: str) -> np.ndarray:
+    """Rows a GX Condition (dict form) selects, with DataFrame.query semantics (what GX uses): a null
+    cell fails every comparison except ``!=`` and ``NOT_IN``."""
+    if cond is None:
+        return np.ones(len(frame), dtype=bool)
+    kind = cond.get("type")
+    if kind in ("and", "or"):
+        masks = [condition_mask(frame, c, rule_id) for c in cond["conditions"]]
+        return np.logical_and.reduce(masks) if kind == "and" else np.logical_or.reduce(masks)
+    if kind == "nullity":
+        s = _col(frame, cond["column"]["name"], rule_id)
+        return ~_notna(s) if cond["is_null"] else _notna(s)
+    if kind != "comparison":
+        raise ContractError(f"rule {rule_id}: native evaluator does not implement row_condition type {kind!r}")
+    s = _col(frame, cond["column"]["name"], rule_id)
+    op, p = cond["operator"], cond["parameter"]
+    if op in ("IN", "NOT_IN"):
+        m = s.isin(list(p)).to_numpy(dtype=bool)
+        return m if op == "IN" else ~m  # a null is "not in" the list, as in DataFrame.query
+    ops: dict[str, Callable[[Any, Any], Any]] = {
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+    }
+    if op not in ops:
+        raise ContractError(f"rule {rule_id}: native evaluator does not implement operator {op!r}")
+    res = ops[op](s, p)
+    m = np.asarray(res.fillna(op == "!=") if hasattr(res, "fillna") else res, dtype=bool)
+    # DataFrame.query semantics: a null is != anything and fails every other comparison.
+    return m | ~_notna(s) if op == "!=" else m & _notna(s)
+
+
+def _datetime_bound(value: Any, s: pd.Series) -> int:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("UTC")
+    return int(ts.tz_convert("UTC").value) // 1000  # Timestamp.value is in ns whatever the unit
+
+
+def _as_comparable(s: pd.Series, rule_id: str) -> tuple[np.ndarray, Callable[[Any], Any]]:
+    """Column values as a numpy array and a converter for bounds (datetimes as int64 us)."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64), lambda v: _datetime_bound(v, s)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        return s.to_numpy(dtype=np.float64, na_value=np.nan), float
+    raise ContractError(f"rule {rule_id}: native between supports numeric and tz-aware datetime columns, not {s.dtype}")
+
+
+# Each handler gets (frame, kwargs, domain mask, keys) and returns (unexpected mask | None, observed).
+Handler = Callable[[Frame, Mapping[str, Any], np.ndarray, "MeterKeys | None", str], tuple["np.ndarray | None", dict[str, Any]]]
+
+
+def _not_null(frame, kw, domain, keys, rule_id):
+    return domain & ~_notna(_col(frame, kw["column"], rule_id)), {}
+
+
+def _in_set(frame, kw, domain, keys, rule_id):
+    column, value_set = kw["column"], list(kw["value_set"])
+    if keys is not None and column == "meter_id":
+        # Judge each distinct meter once, then broadcast through the codes.
+        ok = np.array([i in set(value_set) for i in keys.ids] + [True])  # last slot: null meter_id
+        return domain & ~ok[keys.codes], {}
+    s = _col(frame, column, rule_id)
+    if pd.api.types.is_bool_dtype(s.dtype) and all(isinstance(v, bool) for v in value_set):
+        arr = s.to_numpy(dtype=bool, na_value=True)
+        bad = np.ones(len(arr), dtype=bool)
+        for v in value_set:
+            bad &= arr != v
+        return domain & _notna(s) & bad, {}
+    return domain & _notna(s) & ~s.isin(value_set).to_numpy(), {}
+
+
+def _between(frame, kw, domain, keys, rule_id):
+    s = _col(frame, kw["column"], rule_id)
+    lo, hi = kw.get("min_value"), kw.get("max_value")
+    if lo is None and hi is None:
+        raise ContractError(f"rule {rule_id}: min_value and max_value cannot both be None")
+    arr, conv = _as_comparable(s, rule_id)
+    ok = np.ones(len(arr), dtype=bool)
+    if lo is not None:
+        ok &= (arr > conv(lo)) if kw.get("strict_min") else (arr >= conv(lo))
+    if hi is not None:
+        ok &= (arr < conv(hi)) if kw.get("strict_max") else (arr <= conv(hi))
+    return domain & _notna(s) & ~ok, {}
+
+
+def _pair_domain(frame, kw, domain, rule_id) -> tuple[pd.Series, pd.Series, np.ndarray]:
+    a, b = _col(frame, kw["column_A"], rule_id), _col(frame, kw["column_B"], rule_id)
+    ignore = kw.get("ignore_row_if", "both_values_are_missing")
+    if ignore not in _PAIR_IGNORE:
+        raise ContractError(f"rule {rule_id}: unknown ignore_row_if {ignore!r}")
+    na, nb = ~_notna(a), ~_notna(b)
+    drop = (na & nb) if ignore == "both_values_are_missing" else (na | nb) if ignore == "either_value_is_missing" else np.zeros(len(a), dtype=bool)
+    return a, b, domain & ~drop
+
+
+def _pair_values(a: pd.Series, b: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    def arr(s: pd.Series) -> np.ndarray:
+        if isinstance(s.dtype, pd.DatetimeTZDtype):
+            return s.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64).astype(np.float64)
+        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    return arr(a), arr(b)
+
+
+def _a_greater_than_b(frame, kw, domain, keys, rule_id):
+    a, b, dom = _pair_domain(frame, kw, domain, rule_id)
+    x, y = _pair_values(a, b)
+    with np.errstate(invalid="ignore"):
+        ok = (x >= y) if kw.get("or_equal") else (x > y)  # NaN compares False, as in pandas
+    return dom & ~ok, {}
+
+
+def _pair_equal(frame, kw, domain, keys, rule_id):
+    a, b, dom = _pair_domain(frame, kw, domain, rule_id)
+    x, y = _pair_values(a, b)
+    return dom & ~(x == y), {}
+
+
+def _compound_unique(frame, kw, domain, keys, rule_id):
+    cols = list(kw["column_list"])
+    ignore = kw.get("ignore_row_if", "all_values_are_missing")
+    if ignore not in _MULTI_IGNORE:
+        raise ContractError(f"rule {rule_id}: unknown ignore_row_if {ignore!r}")
+    full_domain = bool(domain.all())
+    if keys is not None and sorted(cols) == ["meter_id", "ts"] and full_domain and bool(keys.ts_ok.all()) and bool((keys.codes >= 0).all()):
+        # Fast path: in the meter/time grouping, copies of a key are neighbours.
+        v = keys.view
+        eq = (v.codes[1:] == v.codes[:-1]) & (v.ts[1:] == v.ts[:-1])
+        dup = np.zeros(len(v.ts), dtype=bool)
+        dup[1:] |= eq
+        dup[:-1] |= eq
+        return v.scatter(dup, n=keys.n, fill=False), {}
+    sub = frame[cols]
+    nulls = sub.isna().to_numpy()
+    drop = nulls.all(axis=1) if ignore == "all_values_are_missing" else nulls.any(axis=1) if ignore == "any_value_is_missing" else np.zeros(len(sub), dtype=bool)
+    dom = domain & ~drop
+    pos = np.flatnonzero(dom)
+    dup = np.zeros(len(sub), dtype=bool)
+    dup[pos] = sub.iloc[pos].duplicated(keep=False).to_numpy()
+    return dup, {}
+
+
+def _distinct_contain_set(frame, kw, domain, keys, rule_id):
+    column, value_set = kw["column"], list(kw["value_set"])
+    if keys is not None and column == "meter_id":
+        codes = keys.codes if domain.all() else keys.codes[domain]
+        seen = np.bincount(codes + 1, minlength=len(keys.ids) + 1)[1:] > 0  # slot 0: null meter_id
+        present = {i for i, s in zip(keys.ids, seen.tolist()) if s}
+    else:
+        s = _col(frame, column, rule_id)[domain]
+        present = set(s.dropna().unique().tolist())
+    missing = sorted((v for v in dict.fromkeys(value_set) if v not in present), key=str)
+    return None, {"missing_count": len(missing), "missing": missing[:MAX_MISSING_LISTED]}
+
+
+HANDLERS: Mapping[str, tuple[Handler, frozenset[str]]] = {
+    "expect_column_values_to_not_be_null": (_not_null, frozenset({"column"})),
+    "expect_column_values_to_be_in_set": (_in_set, frozenset({"column", "value_set"})),
+    "expect_column_values_to_be_between": (_between, frozenset({"column", "min_value", "max_value", "strict_min", "strict_max"})),
+    "expect_column_pair_values_a_to_be_greater_than_b": (_a_greater_than_b, frozenset({"column_A", "column_B", "or_equal", "ignore_row_if"})),
+    "expect_column_pair_values_to_be_equal": (_pair_equal, frozenset({"column_A", "column_B", "ignore_row_if"})),
+    "expect_compound_columns_to_be_unique": (_compound_unique, frozenset({"column_list", "ignore_row_if"})),
+    "expect_column_distinct_values_to_contain_set": (_distinct_contain_set, frozenset({"column", "value_set"})),
+}
+
+
+def check_supported(expectations: Sequence[CompiledExpectation]) -> None:
+    """Raise ContractError for an expectation type or kwarg this evaluator does not implement."""
+    for e in expectations:
+        if e.type not in HANDLERS:
+            raise ContractError(
+                f"{e.rule.id}: the native evaluator does not implement {e.type} "
+                f"(implemented: {', '.join(sorted(HANDLERS))}); use engine='gx'"
+            )
+        extra = set(e.kwargs) - HANDLERS[e.type][1] - {"row_condition"}
+        if extra:
+            raise ContractError(f"{e.rule.id}: the native evaluator does not implement {e.type} kwarg(s) {', '.join(sorted(extra))}")
+
+
+def evaluate(frame: Frame, expectations: Sequence[CompiledExpectation], *, keys: MeterKeys | None = None) -> dict[str, Evaluation]:
+    """Evaluate compiled expectations on ``frame`` (RangeIndex); ``keys`` enables the meter/time fast paths."""
+    check_supported(expectations)
+    out: dict[str, Evaluation] = {}
+    for e in expectations:
+        handler, _ = HANDLERS[e.type]
+        domain = condition_mask(frame, e.kwargs.get("row_condition"), e.rule.id)
+        mask, observed = handler(frame, e.kwargs, domain, keys, e.rule.id)
+        if mask is None:
+            out[e.rule.id] = Evaluation(e.rule.id, observed.get("missing_count", 0) == 0, 0, None, observed)
+        else:
+            idx = np.flatnonzero(mask)
+            out[e.rule.id] = Evaluation(e.rule.id, len(idx) == 0, len(idx), idx, observed)
+    return out
