@@ -30,8 +30,6 @@ MINUTES_PER_YEAR = 525_600
 def generate(out: Path, *, meters: int, year: int = 2023, seed: int = 1) -> Path:
     """One Parquet file per meter (UTC timestamps, kWh per minute) and a project YAML. Reused if present."""
     project = out / f"project-{meters}.yaml"
-    if project.exists():
-        return project
     data = out / "meters"
     data.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
@@ -39,6 +37,8 @@ def generate(out: Path, *, meters: int, year: int = 2023, seed: int = 1) -> Path
     ts = (start + np.arange(MINUTES_PER_YEAR).astype("timedelta64[m]")).astype("datetime64[us]")
     ts_arr = pa.array(ts, type=pa.timestamp("us", tz="UTC"))
     for m in range(meters):
+        if (data / f"meter-{m:04d}.parquet").exists():
+            continue  # generated data is reused between runs
         # 2 MW feeder, AR(1) wind-like capacity factor, kWh per minute.
         noise = rng.normal(0, 0.02, MINUTES_PER_YEAR)
         cf = 0.3 + lfilter([1.0], [1.0, -0.999], noise)  # AR(1), phi = 0.999 per minute
@@ -60,6 +60,7 @@ data_sources:
   meters:
 {meters_yaml}
 parameters:
+  project_activity: {{value: greenfield}}
   EF_grid_CM_y: {{value: 0.7, unit: tCO2e/MWh, source: "benchmark value (not a published factor)"}}
 """
     )
