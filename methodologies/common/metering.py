@@ -157,6 +157,9 @@ def conservative_duplicates(
     """
     if frame.empty:
         return frame, frame.iloc[0:0]
+    dup = frame.duplicated(subset=list(keys), keep=False).to_numpy()
+    if not dup.any():  # the common case: nothing to choose between
+        return frame, frame.iloc[0:0]
     score = frame[value_col].to_numpy(dtype=np.float64) * conservative_sign(frame[direction_col].to_numpy(dtype=object))
     order = (
         frame.assign(_score=score, _pos=np.arange(len(frame)))

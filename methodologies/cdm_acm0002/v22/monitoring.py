@@ -147,19 +147,25 @@ def _prepare_readings(data: MonitoringInput, meters: dict[str, MeterInfo]) -> pd
             f"ACM0002: {READINGS} lacks column(s) {', '.join(missing_cols)} (is it the contract-validated frame?)"
         )
     raw = raw.reset_index(drop=True)
+    # Categoricals keep this vectorised: per-element string conversion dominates on fleet-size data.
+    meter_cat = raw["meter_id"].astype("category")
+    cats = [str(c) for c in meter_cat.cat.categories]
+    unknown = sorted(set(cats) - set(meters))
+    if unknown:
+        raise MethodologyError(f"ACM0002: readings for meter(s) {', '.join(unknown)} not in the project's meter list")
+    codes = meter_cat.cat.codes.to_numpy()
+    direction = np.array([meters[c].direction for c in cats], dtype=object)[codes] if cats else np.array([], dtype=object)
+    accuracy = np.array([meters[c].accuracy_class for c in cats], dtype=np.float64)[codes] if cats else np.array([])
     df = pd.DataFrame({
-        "meter_id": raw["meter_id"].astype(str),
+        "meter_id": meter_cat.cat.rename_categories(cats) if cats else meter_cat,
         "ts": pd.to_datetime(raw["ts"], utc=True),
         "value": pd.to_numeric(raw["value"], errors="coerce").astype(np.float64),
         # A reading without a calibration flag is treated as not calibrated (conservative).
         "calibration_valid": raw["calibration_valid"].astype("boolean").fillna(False).astype(bool),
-        "source_file": raw["source_file"].astype(str) if "source_file" in raw.columns else "",
+        "source_file": raw["source_file"].astype("category") if "source_file" in raw.columns else "",
+        "direction": direction,
+        "accuracy": accuracy,
     })
-    unknown = sorted(set(df["meter_id"]) - set(meters))
-    if unknown:
-        raise MethodologyError(f"ACM0002: readings for meter(s) {', '.join(unknown)} not in the project's meter list")
-    df["direction"] = df["meter_id"].map({k: v.direction for k, v in meters.items()})
-    df["accuracy"] = df["meter_id"].map({k: v.accuracy_class for k, v in meters.items()}).astype(np.float64)
     return df
 
 
@@ -371,8 +377,11 @@ def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[di
     rec = _Recorder(trace)
 
     tables: dict[str, pd.DataFrame] = {}
+    # One pass to group row positions by meter (a boolean mask per meter would be O(rows × meters)).
+    positions = df.groupby("meter_id", observed=True, sort=False).indices
+    empty = np.zeros(0, dtype=np.int64)
     for mid, m in meters.items():
-        tables[mid] = _treat_meter(m, df[df["meter_id"] == mid], start, end, rec)
+        tables[mid] = _treat_meter(m, df.iloc[positions.get(mid, empty)], start, end, rec)
 
     per_meter = {mid: float(t["kWh"].sum()) for mid, t in tables.items()}
     for mid, kwh in per_meter.items():
