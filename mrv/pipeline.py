@@ -282,7 +282,7 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
 
     def compute() -> dict[str, ArtifactRef]:
         frames = [read_parquet_artifact(ctx.store, ref.digest) for _, ref in sorted(inputs.items())]
-        df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+        df = concat_readings(frames)
         outcome = run_contract(
             df, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit
         )
@@ -300,6 +300,18 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
         }
 
     return run_step(ctx, name=STEP_VALIDATE, parameters=params, inputs=inputs, compute=compute)
+
+
+def concat_readings(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate per-meter frames keeping categorical columns categorical (plain ``pd.concat``
+    falls back to per-row objects when the categories differ)."""
+    if len(frames) == 1:
+        return frames[0]
+    cat_cols = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.CategoricalDtype)]
+    for c in cat_cols:
+        cats = sorted(set().union(*(f[c].cat.categories for f in frames)))
+        frames = [f.assign(**{c: f[c].cat.set_categories(cats)}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
 
 
 def validation_document(outcome: Any) -> dict[str, Any]:

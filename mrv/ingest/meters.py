@@ -420,12 +420,12 @@ def _register_deltas(
 def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "meter_id": pd.Series([], dtype="str"),
+            "meter_id": pd.Series([], dtype="category"),
             "ts": pd.Series([], dtype="datetime64[us, UTC]"),
             "value": pd.Series([], dtype="float64"),
-            "unit": pd.Series([], dtype="str"),
+            "unit": pd.Series([], dtype="category"),
             "register": pd.Series([], dtype="float64"),
-            "source_file": pd.Series([], dtype="str"),
+            "source_file": pd.Series([], dtype="category"),
             "source_row": pd.Series([], dtype="int64"),
         }
     )
@@ -514,15 +514,18 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
             ts, values, rows, file_idx = ts[order], values[order], rows[order], file_idx[order]
 
     n = len(ts)
-    source_file = pa.DictionaryArray.from_arrays(pa.array(file_idx, pa.int32()), pa.array(list(names), pa.string())).cast(pa.string())
+    # Repeated text columns are categoricals (dictionary-encoded in Parquet): on fleet-size data,
+    # per-row strings would dominate every later read, concat and group-by.
+    uniq, file_codes = np.unique(np.asarray(list(names), dtype=object), return_inverse=True)
+    zeros = np.zeros(n, dtype=np.int8)
     return pd.DataFrame(
         {
-            "meter_id": pd.array(pa.repeat(pa.scalar(meter.id, pa.string()), n), dtype="str"),
+            "meter_id": pd.Categorical.from_codes(zeros, categories=[meter.id]),
             "ts": pd.Series(np.ascontiguousarray(ts, dtype=np.int64).view("M8[us]")).dt.tz_localize("UTC"),
             "value": np.ascontiguousarray(values, dtype=np.float64),
-            "unit": pd.array(pa.repeat(pa.scalar("kWh", pa.string()), n), dtype="str"),
+            "unit": pd.Categorical.from_codes(zeros, categories=["kWh"]),
             "register": np.ascontiguousarray(register, dtype=np.float64),
-            "source_file": pd.array(source_file, dtype="str"),
+            "source_file": pd.Categorical.from_codes(file_codes[np.asarray(file_idx, dtype=np.int64)], categories=list(uniq)),
             "source_row": np.ascontiguousarray(rows, dtype=np.int64),
         }
     )
