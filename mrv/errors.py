@@ -49,3 +49,20 @@ class ApplicabilityError(MethodologyError):
 
 class LineageError(MRVError):
     """Lineage store problem."""
+
+
+class SigningError(MRVError):
+    """Signing or key handling failed (bad key, unsignable document). Verification failures are
+    not raised: they come back as a ``VerificationResult`` with ``verified=False``."""
+
+
+class KeyFileError(SigningError):
+    """A key file is missing, malformed, unsafe (readable by others) or would be overwritten."""
+
+
+class DIDKeyError(SigningError):
+    """A ``did:key`` identifier, multikey or multibase string is malformed or unsupported."""
+
+
+class PackageError(MRVError):
+    """A verification package cannot be built, read or extended. The message names the file."""
