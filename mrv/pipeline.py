@@ -342,24 +342,35 @@ def calculate(
     }
 
     def compute() -> dict[str, ArtifactRef]:
-        datasets: dict[str, pd.DataFrame] = {"meter_readings": read_parquet_artifact(ctx.store, validated)}
-        if cross_checks:
-            datasets["invoices"] = pd.concat([read_parquet_artifact(ctx.store, d) for d in cross_checks], ignore_index=True)
-        data = MonitoringInput(
-            start=spec.monitoring_period.start_utc,
-            end=spec.monitoring_period.end_utc,
-            datasets=datasets,
-            sources={"meters": params["meters"], "capacity_kw": params["capacity_kw"]},
-        )
-        result = methodology.run(raw_parameters=spec.methodology_parameters(), data=data)
-        doc = {
-            "project_id": spec.project.id,
-            "monitoring_period": {"start": spec.monitoring_period.start.isoformat(), "end": spec.monitoring_period.end.isoformat(), "timezone": spec.monitoring_period.timezone},
-            **result.to_dict(),
-        }
+        invoices = [read_parquet_artifact(ctx.store, d) for d in cross_checks]
+        doc = calculation_document(spec, read_parquet_artifact(ctx.store, validated), invoices)
         return {"calculation": put_json(ctx.store, doc, name="calculation.json")}
 
     return run_step(ctx, name=STEP_CALCULATE, parameters=params, inputs=inputs, compute=compute)
+
+
+def calculation_document(spec: ProjectSpec, validated: pd.DataFrame, invoices: Sequence[pd.DataFrame] = ()) -> dict[str, Any]:
+    """Pure: the calculation artifact (results, parameters, treatments, trace) from validated data.
+
+    Shared by the pipeline and by a verifier's replay, so both compute exactly the same thing.
+    """
+    methodology = get_methodology(spec.methodology)
+    datasets: dict[str, pd.DataFrame] = {"meter_readings": validated}
+    if invoices:
+        datasets["invoices"] = pd.concat(list(invoices), ignore_index=True)
+    data = MonitoringInput(
+        start=spec.monitoring_period.start_utc,
+        end=spec.monitoring_period.end_utc,
+        datasets=datasets,
+        sources={"meters": [m.model_dump(mode="json") for m in spec.data_sources.meters], "capacity_kw": spec.installed_capacity.kw},
+    )
+    result = methodology.run(raw_parameters=spec.methodology_parameters(), data=data)
+    period = spec.monitoring_period
+    return {
+        "project_id": spec.project.id,
+        "monitoring_period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "timezone": period.timezone},
+        **result.to_dict(),
+    }
 
 
 def finish_run(ctx: RunContext, *, calculation: str, validation_result: str, quarantine: str) -> dict[str, Any]:
