@@ -66,3 +66,11 @@ class DIDKeyError(SigningError):
 
 class PackageError(MRVError):
     """A verification package cannot be built, read or extended. The message names the file."""
+
+
+class ReportError(MRVError):
+    """A report cannot be built (run not finished, artifacts missing)."""
+
+
+class ReplayError(MRVError):
+    """A verifier's replay cannot run or refused (version mismatch, package incomplete)."""
