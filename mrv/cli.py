@@ -24,6 +24,12 @@ from mrv.settings import MRVSettings
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Digital MRV: sensor data to verified carbon-credit issuance.")
 lineage_app = typer.Typer(no_args_is_help=True, help="Inspect what runs consumed and produced.")
 app.add_typer(lineage_app, name="lineage")
+keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 did:key signing keys.")
+app.add_typer(keys_app, name="keys")
+report_app = typer.Typer(no_args_is_help=True, help="Signed monitoring reports and verification packages.")
+app.add_typer(report_app, name="report")
+package_app = typer.Typer(no_args_is_help=True, help="Verification packages (offline checks).")
+app.add_typer(package_app, name="package")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -190,10 +196,201 @@ def demo(
     console.print(f"Sample project written to [bold]{project}[/] (see README.txt there for the injected faults)\n", highlight=False)
     try:
         summary = run_with_progress(settings, project, verbose=verbose)
+        _print_summary(summary)
+        _demo_verification_chain(settings, summary["run_id"])
     except MRVError as exc:
         _fail(exc)
         return
-    _print_summary(summary)
+
+
+def _demo_verification_chain(settings: MRVSettings, run_id: str) -> None:
+    """Developer signs; the VVB verifies, replays and attests; the package verifies with both signatures."""
+    from mrv.attest import Opinion, attest
+    from mrv.package import verify_package
+    from mrv.pipeline import open_workspace
+    from mrv.replay import replay_package
+    from mrv.report.build import build_report, record_outputs
+    from mrv.signing import KeyRole, generate_key, verify_credential, write_key
+
+    ws, store, lineage = open_workspace(settings)
+    keys_dir = ws.root / "keys"  # inside the workspace (git-ignored); demo keys only
+    console.rule("[bold]Developer signs the monitoring report")
+    dev = generate_key(role=KeyRole.developer)
+    write_key(dev, out_dir=keys_dir)
+    outputs = build_report(workspace=ws, store=store, lineage=lineage, run_id=run_id, key=dev)
+    _print_report(outputs)
+
+    console.rule("[bold]VVB verifies and replays the package offline")
+    vvb = generate_key(role=KeyRole.vvb)
+    write_key(vvb, out_dir=keys_dir)
+    check = verify_package(outputs.package.path, verify_signature=verify_credential, required_signatures=["report"])
+    _verification_table(check)
+    if not check.ok:
+        raise MRVError(f"package does not verify: {check.first_failure}")
+    replay = replay_package(outputs.package.path)
+    _print_replay(replay)
+
+    console.rule("[bold]VVB attests")
+    opinion = Opinion.positive if replay.ok else Opinion.qualified
+    statement, info = attest(outputs.package.path, key=vvb, opinion=opinion, findings=[], replay=replay, materiality=replay.materiality)
+    final = verify_package(info.path, verify_signature=verify_credential, required_signatures=["report", "statement"])
+    if not final.ok:
+        raise MRVError(f"package does not verify after attestation: {final.first_failure}")
+    statement_path = ws.run_dir(run_id) / "statement.json"
+    statement_path.write_text(json.dumps(statement, indent=1, sort_keys=True) + "\n")
+    record_outputs(lineage, store, run_id=run_id, step="attest", parameters={"signer": vvb.did, "opinion": opinion.value},
+                   files={"statement": statement_path, "attested_package": info.path})
+    console.print(
+        f"Statement ({opinion.value}) by {statement['issuer']}\n[bold green]PASS[/] {info.path}: signed by developer and VVB, "
+        f"merkle root {final.merkle_root}\nKeys for this demo: {keys_dir} (private files 0600; never commit them)",
+        highlight=False,
+    )
+
+
+@keys_app.command("new")
+def keys_new(
+    role: Annotated[str, typer.Option(help="developer, vvb or registry.")],
+    out: Annotated[Path, typer.Option(help="Directory for the key files.")],
+) -> None:
+    """Create an Ed25519 key pair as a did:key. The private key file gets mode 0600 and is never printed."""
+    from mrv.signing import KeyRole, generate_key, write_key
+
+    try:
+        key = generate_key(role=KeyRole(role))
+        priv, pub = write_key(key, out_dir=out)
+    except ValueError:
+        _fail(MRVError(f"unknown role {role!r}: use developer, vvb or registry"))
+        return
+    except MRVError as exc:
+        _fail(exc)
+        return
+    console.print(f"{key.did}\n  private key {priv} (0600, keep it secret)\n  public key  {pub}", highlight=False)
+
+
+@report_app.command("build")
+def report_build(
+    run_id: Annotated[str, typer.Argument(help="A completed run.")],
+    key: Annotated[Path, typer.Option(help="The developer's private key file.")],
+    data_dir: DataDir = None,
+    out: Annotated[Optional[Path], typer.Option(help="Output directory (default runs/<run_id>/).")] = None,
+) -> None:
+    """Sign the monitoring report of a run and build its HTML/PDF twin and verification package."""
+    from mrv.pipeline import open_workspace
+    from mrv.report.build import build_report
+    from mrv.signing import load_key
+
+    try:
+        ws, store, lineage = open_workspace(_settings(data_dir))
+        outputs = build_report(workspace=ws, store=store, lineage=lineage, run_id=run_id, key=load_key(key), out_dir=out)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    _print_report(outputs)
+
+
+def _print_report(outputs: Any) -> None:
+    console.print(
+        f"[bold]Signed report[/] {outputs.report_path}\n  issuer   {outputs.report['issuer']}\n"
+        f"  html/pdf {outputs.html_path}  {outputs.pdf_path}\n"
+        f"[bold]Package[/] {outputs.package.path}\n  merkle root {outputs.package.merkle_root}  ({outputs.package.artifact_count} artifacts)",
+        highlight=False,
+    )
+
+
+def _verification_table(result: Any) -> None:
+    failed = [c for c in result.checks if not c.ok]
+    counts: dict[str, int] = {}
+    for c in result.checks:
+        counts[str(c.kind)] = counts.get(str(c.kind), 0) + 1
+    console.print("checks: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), highlight=False)
+    for c in failed[:20]:
+        console.print(f"  [red]FAIL[/] {c.name}: {c.detail}", highlight=False)
+
+
+@package_app.command("verify")
+def package_verify(package: Annotated[Path, typer.Argument(help="Verification package (.zip).")]) -> None:
+    """Offline: every artifact digest, the manifest's Merkle root and every signature."""
+    from mrv.package import verify_package
+    from mrv.signing import verify_credential
+
+    result = verify_package(package, verify_signature=verify_credential, required_signatures=["report"])
+    _verification_table(result)
+    if not result.ok:
+        err_console.print(f"[bold red]FAILED[/] {result.first_failure}", highlight=False)
+        raise typer.Exit(code=1)
+    console.print(f"[bold green]PASS[/] {package}  merkle root {result.merkle_root}  signed: {', '.join(result.signed_documents)}", highlight=False)
+
+
+@app.command("verify")
+def verify_cmd(
+    package: Annotated[Path, typer.Argument(help="Verification package (.zip).")],
+    replay: Annotated[bool, typer.Option("--replay", help="Recompute from the raw inputs and compare.")] = False,
+    materiality: Annotated[float, typer.Option(help="Materiality threshold as a fraction of the issuable quantity.")] = 0.01,
+    use_installed: Annotated[bool, typer.Option("--use-installed", help="Replay with the installed code even if versions differ.")] = False,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """VVB: verify the package and, with --replay, recompute the result step by step."""
+    package_verify(package)
+    if not replay:
+        return
+    from mrv.replay import replay_package
+
+    try:
+        result = replay_package(package, materiality=materiality, use_installed=use_installed)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    if json_out:
+        print(json.dumps(result.to_dict(), indent=1, default=str))
+    else:
+        _print_replay(result)
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+def _print_replay(result: Any) -> None:
+    table = Table(title="Replay", title_justify="left", show_edge=False)
+    for col in ("step", "recorded", "replayed", ""):
+        table.add_column(col, overflow="fold")
+    for s in result.steps:
+        table.add_row(s.name, s.recorded[:19] + "…", s.replayed[:19] + "…", "[green]same[/]" if s.matched else "[red]differs[/]")
+    console.print(table)
+    for d in result.trace_differences[:30]:
+        console.print(f"  {d.symbol}: recorded {d.recorded} replayed {d.replayed} {d.unit}", highlight=False)
+    for n in result.notes:
+        console.print(f"  note: {n}", highlight=False)
+    verdict = "[green]identical[/]" if result.identical else (
+        f"[yellow]within materiality[/] ({result.relative_difference:.4%} ≤ {result.materiality:.2%})" if result.ok
+        else f"[red]differs beyond materiality[/] ({result.relative_difference:.4%} > {result.materiality:.2%})")
+    console.print(f"issuable recorded {result.issuable_recorded:,} tCO2e, replayed {result.issuable_replayed:,} tCO2e: {verdict}")
+
+
+@app.command("attest")
+def attest_cmd(
+    package: Annotated[Path, typer.Argument(help="Verification package (.zip).")],
+    key: Annotated[Path, typer.Option(help="The VVB's private key file.")],
+    opinion: Annotated[str, typer.Option(help="positive, qualified or adverse.")],
+    finding: Annotated[Optional[list[str]], typer.Option("--finding", help="A finding (repeatable).")] = None,
+    materiality: Annotated[float, typer.Option(help="Materiality threshold (fraction).")] = 0.01,
+    no_replay: Annotated[bool, typer.Option("--no-replay", help="Attest without replaying (recorded in the statement).")] = False,
+) -> None:
+    """VVB: sign a verification statement bound to the report's digest and add it to the package."""
+    from mrv.attest import Opinion, attest
+    from mrv.replay import replay_package
+    from mrv.signing import load_key
+
+    try:
+        op = Opinion(opinion)
+    except ValueError:
+        _fail(MRVError(f"unknown opinion {opinion!r}: use positive, qualified or adverse"))
+        return
+    try:
+        result = None if no_replay else replay_package(package, materiality=materiality)
+        vc, info = attest(package, key=load_key(key), opinion=op, findings=finding or [], replay=result, materiality=materiality)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    console.print(f"[bold]Statement[/] ({op.value}) signed by {vc['issuer']} added to {info.path}", highlight=False)
 
 
 @lineage_app.command("show")

@@ -74,3 +74,8 @@ class ReportError(MRVError):
 
 class ReplayError(MRVError):
     """A verifier's replay cannot run or refused (version mismatch, package incomplete)."""
+
+
+class ReportError(MRVError):
+    """A monitoring report cannot be built or rendered (a field is missing or malformed: the
+    message names it)."""

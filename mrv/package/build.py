@@ -184,6 +184,9 @@ class PackageInfo:
 # --------------------------------------------------------------------------- planning
 
 
+POST_RUN_STEPS: Final = frozenset({"report", "attest"})
+
+
 def plan_package(
     *,
     store: LocalArtifactStore,
@@ -208,6 +211,18 @@ def plan_package(
         graph = lineage.run_graph(run_id)
     except LineageError as exc:
         raise PackageError(f"cannot package run {run_id}: {exc}") from exc
+    # Steps that package or sign the run (report, attest) come after it and are not part of it:
+    # leaving them out keeps a rebuilt package byte-identical (and never nests a package in itself).
+    post = {s.id for s in info.steps if s.name in POST_RUN_STEPS}
+    rows = [r for r in rows if r.step_id not in post]
+    post_nodes = {f"step:{i}" for i in post}
+    post_artifacts = {f"artifact:{r.digest}" for r in lineage.run_artifacts(run_id) if r.step_id in post and r.direction == "output"}
+    post_artifacts -= {f"artifact:{r.digest}" for r in rows}
+    graph = {
+        **graph,
+        "nodes": [n for n in graph["nodes"] if n["id"] not in post_nodes | post_artifacts],
+        "edges": [e for e in graph["edges"] if not ({e["source"], e["target"]} & (post_nodes | post_artifacts))],
+    }
     if info.status != RunStatus.COMPLETED and not allow_incomplete:
         raise PackageError(f"run {run_id} is {info.status.value}, not completed: only completed runs are packaged")
 
@@ -247,7 +262,7 @@ def plan_package(
 
     add(_bytes_file(LINEAGE_GRAPH_PATH, ROLE_LINEAGE_GRAPH, JSON_MEDIA_TYPE, canonical_json_bytes(graph)))
     if openlineage_events is not None:
-        step_ids = [s.id for s in info.steps]
+        step_ids = [s.id for s in info.steps if s.id not in post]
         data = openlineage_events_bytes(openlineage_events, run_id=run_id, step_ids=step_ids)
         add(_bytes_file(OPENLINEAGE_EVENTS_PATH, ROLE_OPENLINEAGE_EVENTS, NDJSON_MEDIA_TYPE, data))
 

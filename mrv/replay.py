@@ -1,0 +1,210 @@
+"""A verifier's replay: recompute a run from the raw inputs inside a verification package.
+
+Offline and database-free: the package is checked (digests, Merkle root, signatures), its raw
+inputs are re-read with the recorded project file, re-validated with the same data contract and
+re-calculated with the same methodology version. Every derived artifact is compared byte for byte
+with the one in the package; when the calculation differs, the trace is compared step by step and
+the difference in the issuable quantity is held against the materiality threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from mrv import __version__
+from mrv.artifacts import sha256_bytes
+from mrv.contracts import load_contract
+from mrv.contracts import validate_readings as run_contract
+from mrv.errors import MethodologyError, ReplayError
+from mrv.ingest.invoices import read_invoices
+from mrv.ingest.meters import read_meter_files
+from mrv.methodology.registry import get as get_methodology
+from mrv.package import verify_package
+from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
+from mrv.pipeline import calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, validation_document
+from mrv.project import parse_project
+from mrv.signing import verify_credential
+
+REPORT_DOC = "signatures/report.json"
+
+# CDM VVS-PA sets materiality by project size (0.5 % for the largest to 5 % for micro-scale);
+# the threshold is the verifier's choice, recorded in the statement. Default: 1 %.
+DEFAULT_MATERIALITY = 0.01
+
+
+@dataclass(frozen=True)
+class ReplayStep:
+    name: str
+    recorded: str
+    replayed: str
+
+    @property
+    def matched(self) -> bool:
+        return self.recorded == self.replayed
+
+
+@dataclass(frozen=True)
+class TraceDifference:
+    symbol: str
+    recorded: Any
+    replayed: Any
+    unit: str
+
+
+@dataclass
+class ReplayResult:
+    package: Path
+    materiality: float
+    steps: list[ReplayStep] = field(default_factory=list)
+    trace_differences: list[TraceDifference] = field(default_factory=list)
+    issuable_recorded: int = 0
+    issuable_replayed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def identical(self) -> bool:
+        return all(s.matched for s in self.steps)
+
+    @property
+    def relative_difference(self) -> float:
+        if self.issuable_recorded == 0:
+            return 0.0 if self.issuable_replayed == 0 else float("inf")
+        return abs(self.issuable_replayed - self.issuable_recorded) / self.issuable_recorded
+
+    @property
+    def ok(self) -> bool:
+        """Identical, or the issuable quantity differs by no more than the materiality threshold."""
+        return self.identical or self.relative_difference <= self.materiality
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "package": str(self.package),
+            "ok": self.ok,
+            "identical": self.identical,
+            "materiality": self.materiality,
+            "issuable_recorded": self.issuable_recorded,
+            "issuable_replayed": self.issuable_replayed,
+            "relative_difference": self.relative_difference,
+            "steps": [{**asdict(s), "matched": s.matched} for s in self.steps],
+            "trace_differences": [asdict(d) for d in self.trace_differences],
+            "notes": self.notes,
+        }
+
+
+def _check_versions(replay_info: dict[str, Any], *, use_installed: bool, notes: list[str]) -> None:
+    """Refuse when the installed methodology, contract or package version differs from the record."""
+    problems = []
+    recorded_pkg = str(replay_info.get("code_version", "")).split("+")[0]
+    if recorded_pkg != __version__:
+        problems.append(f"open-dmrv {recorded_pkg} produced the report; {__version__} is installed")
+    try:
+        get_methodology(replay_info["methodology_id"])
+    except MethodologyError:
+        problems.append(f"methodology {replay_info['methodology_id']} is not installed")
+    installed_contract = load_contract(replay_info["contract_id"]).version
+    if installed_contract != replay_info["contract_version"]:
+        problems.append(
+            f"data contract {replay_info['contract_id']} {replay_info['contract_version']} was used; {installed_contract} is installed"
+        )
+    if problems and not use_installed:
+        raise ReplayError(
+            "replay refused: " + "; ".join(problems) + ". Install the recorded versions, or pass --use-installed "
+            "to replay with the installed code (every difference is then reported)."
+        )
+    notes.extend(f"replayed with installed code: {p}" for p in problems)
+
+
+def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, use_installed: bool = False) -> ReplayResult:
+    """Recompute the run in ``package`` from its raw inputs and compare with what it records."""
+    package = Path(package)
+    check = verify_package(package, verify_signature=verify_credential, required_signatures=["report"])
+    if not check.ok:
+        raise ReplayError(f"{package}: the package does not verify, nothing to replay: {check.first_failure}")
+    result = ReplayResult(package=package, materiality=materiality)
+    with zipfile.ZipFile(package) as zf, tempfile.TemporaryDirectory(prefix="mrv-replay-") as tmp:
+        report = json.loads(zf.read(REPORT_DOC))
+        replay_info = report["credentialSubject"]["replay"]
+        _check_versions(replay_info, use_installed=use_installed, notes=result.notes)
+        manifest = Manifest.from_bytes(zf.read(MANIFEST_PATH))
+        by_role = {e.role: e for e in manifest.entries}
+
+        def extract(path: str, dest: Path) -> Path:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_bytes(zf.read(path))
+            return dest
+
+        spec = parse_project(zf.read(PROJECT_FILE_PATH).decode("utf-8"), source=f"{package.name}!{PROJECT_FILE_PATH}", base_dir=Path(tmp))
+        root = Path(tmp)
+
+        # 1. ingest: raw files -> normalised readings, per meter
+        readings: list[pd.DataFrame] = []
+        for meter in spec.data_sources.meters:
+            raws = sorted((e for e in manifest.entries if e.role.startswith(f"raw/{meter.id}/")), key=lambda e: e.role)
+            if not raws:
+                raise ReplayError(f"{package}: no raw input files for meter {meter.id}")
+            paths = [extract(e.path, root / "raw" / meter.id / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
+            df = read_meter_files(paths, meter=meter)
+            readings.append(df)
+            _compare(result, f"ingest {meter.id}", by_role, f"readings/{meter.id}", frame_to_parquet_bytes(df))
+
+        # 2. cross-checks
+        invoices: list[pd.DataFrame] = []
+        for i, xc in enumerate(spec.data_sources.cross_checks):
+            raw = next((e for e in manifest.entries if e.role == f"raw/cross_check/{Path(xc.file).name}"), None)
+            if raw is None:
+                raise ReplayError(f"{package}: cross-check file {xc.file} is missing")
+            p = extract(raw.path, root / "xc" / f"{i:03d}" / Path(xc.file).name)
+            inv = read_invoices(p, cross_check=xc, timezone=spec.monitoring_period.timezone)
+            invoices.append(inv)
+            _compare(result, f"ingest cross-check {i}", by_role, f"cross_check/{i}", frame_to_parquet_bytes(inv))
+
+        # 3. contract
+        recorded_validation = json.loads(zf.read(by_role["validation_result"].path))
+        outcome = run_contract(
+            concat_readings(readings),
+            contract=load_contract(replay_info["contract_id"]),
+            context=contract_context(spec),
+            engine=recorded_validation.get("engine", "native"),
+        )
+        _compare(result, "validate: result", by_role, "validation_result", json_bytes(validation_document(outcome)))
+        _compare(result, "validate: valid rows", by_role, "validated", frame_to_parquet_bytes(outcome.valid))
+        _compare(result, "validate: quarantine", by_role, "quarantine", frame_to_parquet_bytes(outcome.quarantine))
+
+        # 4. calculation (from the replayed valid rows)
+        recorded_calc = json.loads(zf.read(by_role["calculation"].path))
+        doc = calculation_document(spec, outcome.valid, invoices)
+        _compare(result, "calculate", by_role, "calculation", json_bytes(doc))
+        result.issuable_recorded = int(report["credentialSubject"]["issuable_tCO2e"])
+        result.issuable_replayed = int(doc["issuable_tCO2e"])
+        if recorded_calc["issuable_tCO2e"] != result.issuable_recorded:
+            result.notes.append("the signed report's issuable quantity differs from the packaged calculation")
+        result.trace_differences = _trace_diff(recorded_calc["trace"], doc["trace"])
+    return result
+
+
+def _compare(result: ReplayResult, name: str, by_role: dict[str, Any], role: str, replayed: bytes) -> None:
+    entry = by_role.get(role)
+    if entry is None:
+        raise ReplayError(f"{result.package}: the package has no {role} artifact to compare with")
+    result.steps.append(ReplayStep(name, entry.sha256, sha256_bytes(replayed)))
+
+
+def _trace_diff(recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]) -> list[TraceDifference]:
+    """Differences by symbol, in trace order (a symbol missing on one side shows as None)."""
+    rec = {s["symbol"]: s for s in recorded}
+    rep = {s["symbol"]: s for s in replayed}
+    order = [s["symbol"] for s in recorded] + [s["symbol"] for s in replayed if s["symbol"] not in rec]
+    out = []
+    for sym in order:
+        a, b = rec.get(sym), rep.get(sym)
+        va, vb = (a or {}).get("value"), (b or {}).get("value")
+        if va != vb:
+            out.append(TraceDifference(sym, va, vb, (a or b or {}).get("unit", "")))
+    return out
