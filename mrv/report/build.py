@@ -193,6 +193,9 @@ def build_report(
         types=[REPORT_TYPE],
         issuer_key=key,
         valid_from=created,
+        # The report is dated by the run it reports on (its end), not by when it was rebuilt:
+        # Ed25519 is deterministic, so rebuilding a package gives identical bytes.
+        created=created,
         credential_id=f"urn:mrv:report:{plan.manifest_sha256.split(':', 1)[1]}",
     )
 

@@ -73,8 +73,12 @@ def issue_credential(
     valid_until: datetime | None = None,
     credential_id: str | None = None,
     extra_contexts: Sequence[str | Mapping[str, Any]] = (),
+    created: datetime | None = None,
 ) -> dict[str, Any]:
     """Issue a VC 2.0 credential signed by ``issuer_key`` (``proofPurpose: assertionMethod``).
+
+    ``created`` (the proof's time) defaults to now; a caller that needs a reproducible credential
+    (the monitoring report is rebuilt byte for byte from a run) passes a fixed time.
 
     ``credential_id`` defaults to a fresh ``urn:uuid:``; ``valid_from`` to now (UTC, whole
     seconds). ``types`` are added after ``VerifiableCredential``. The subject is deep-copied.
@@ -103,7 +107,7 @@ def issue_credential(
             raise SigningError("valid_until must be later than valid_from")
         vc["validUntil"] = format_datetime(valid_until)
     vc["credentialSubject"] = copy.deepcopy(dict(subject))
-    return add_proof(vc, key=issuer_key, proof_purpose="assertionMethod")
+    return add_proof(vc, key=issuer_key, proof_purpose="assertionMethod", created=created)
 
 
 def _issuer_id(issuer: Any) -> str | None:
