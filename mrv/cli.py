@@ -31,8 +31,9 @@ app.add_typer(report_app, name="report")
 package_app = typer.Typer(no_args_is_help=True, help="Verification packages (offline checks).")
 app.add_typer(package_app, name="package")
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: "did:key:z6Mk..." must not become "did🔑z6Mk...".
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 DataDir = Annotated[
     Optional[Path],
@@ -103,6 +104,7 @@ def run_with_progress(settings: MRVSettings, project: Path, *, verbose: bool = F
             live.update(_steps_table(lineage.list_steps(run_id), f"{title}  ({time.monotonic() - t0:.0f}s)"))
             t.join(timeout=0.25)
         live.update(_steps_table(lineage.list_steps(run_id), f"{title}  ({time.monotonic() - t0:.0f}s)"))
+    console.print()
     if "error" in outcome:
         raise outcome["error"]
     return outcome["summary"]
@@ -125,11 +127,21 @@ def _print_summary(summary: dict[str, Any]) -> None:
     treatments = summary.get("treatments") or []
     if treatments:
         console.print("\n[bold]Conservative treatments applied[/] (full detail and clauses in calculation.json)")
+        quiet = [t for t in treatments if t.get("kind") == "invoice_cross_check" and not t.get("flagged")]
         for t in treatments:
+            if t in quiet:
+                continue
             kwh = t.get("effect_on_net_kWh") or t.get("kWh_adjusted") or 0.0
             where = t.get("meter_id") or (f"{t['period_start'][:10]}..{t['period_end'][:10]}" if t.get("period_start") else "")
             flag = " [red]FLAGGED[/]" if t.get("flagged") else ""
             console.print(f"  - {t.get('kind', '?'):<24} {where:<24} {kwh:>14,.1f} kWh  {t.get('detail', '')}{flag}", highlight=False)
+        if quiet:
+            kwh = sum(t.get("effect_on_net_kWh") or 0.0 for t in quiet)
+            console.print(
+                f"  - {'invoice_cross_check':<24} {f'{len(quiet)} periods':<24} {kwh:>14,.1f} kWh  "
+                "within the metering tolerance; the lower of metered and invoiced used",
+                highlight=False,
+            )
     ws = Path(summary["workspace"])
     console.print(
         f"\nRun [bold]{summary['run_id']}[/]\n"
