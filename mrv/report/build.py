@@ -60,6 +60,12 @@ def run_outputs(lineage: LineageStore, run_id: str) -> dict[str, str]:
     return out
 
 
+_TREATMENT_FIELDS = (
+    "kind", "meter_id", "kWh_adjusted", "effect_on_net_kWh", "flagged", "detail", "clause",
+    "first_ts", "last_ts", "period_start", "period_end", "intervals", "rows",
+)
+
+
 def report_subject(
     *,
     spec: ProjectSpec,
@@ -97,16 +103,17 @@ def report_subject(
         "issuable_tCO2e": calculation["issuable_tCO2e"],
         "parameters": calculation["parameters"],
         "treatments": [
-            {k: t.get(k) for k in ("kind", "meter_id", "kWh_adjusted", "effect_on_net_kWh", "flagged", "detail", "clause") if k in t}
-            for t in calculation.get("treatments", [])
+            {k: t.get(k) for k in _TREATMENT_FIELDS if k in t} for t in calculation.get("treatments", [])
         ],
+        # Every equation step, so the report (and its twin) carry the full derivation.
+        "trace": calculation["trace"],
         "contract": {
             "id": validation["contract"]["id"],
             "version": validation["contract"]["version"],
             "engine": validation.get("engine"),
             "rows": summary.get("rows"),
             "rules": [
-                {k: r.get(k) for k in ("rule_id", "severity", "success", "unexpected_count", "quarantined_count", "clause")}
+                {k: r.get(k) for k in ("rule_id", "severity", "description", "success", "unexpected_count", "quarantined_count", "clause", "details")}
                 for r in summary.get("rules", [])
             ],
             "gap_hours_per_meter": summary.get("gap_hours_per_meter", {}),

@@ -31,7 +31,6 @@ import pandas as pd
 from mrv.errors import ReportError
 
 if TYPE_CHECKING:
-    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 __all__ = ["ImageFormat", "boundary_map", "daily_energy", "series_chart"]
@@ -76,7 +75,7 @@ def _drawing() -> Iterator[None]:
 
     with _DRAW_LOCK, matplotlib.rc_context():
         matplotlib.rcdefaults()
-        matplotlib.rcParams.update(_STYLE)
+        matplotlib.rcParams.update(_STYLE)  # type: ignore[arg-type]
         yield
 
 
@@ -224,7 +223,7 @@ def series_chart(
         fig = Figure(figsize=(7.5, 0.55 + 1.45 * n), layout="constrained")
         axes = fig.subplots(n, 1, sharex=True, squeeze=False)[:, 0]
         used: dict[str, Any] = {}
-        for ax, meter in zip(axes, meters):
+        for ax, meter in zip(axes, meters, strict=True):
             d = daily[daily["meter_id"] == meter]
             kwh = d["kwh"].to_numpy(dtype=float)
             peak = float(kwh.max()) if len(kwh) else 0.0
@@ -236,25 +235,25 @@ def series_chart(
                 xs = full.index.to_numpy()
                 ys = full.to_numpy()
                 ax.fill_between(xs, ys, step="post", color=ENERGY, alpha=0.35, linewidth=0)
-                ax.step(xs, ys, where="post", color=ENERGY, linewidth=0.7)
+                ax.step(xs, ys, where="post", color=ENERGY, linewidth=0.5)
                 used["energy"] = Patch(facecolor=ENERGY, alpha=0.5, label="daily energy (valid readings)")
             for start, end in cspans.get(meter, []):
                 ax.axvspan(start, end, color=CALIBRATION, alpha=0.30, linewidth=0)
-                used["calibration"] = Patch(facecolor=CALIBRATION, alpha=0.45, label="outside calibration (MPE applied)")
+                used["calibration"] = Patch(facecolor=CALIBRATION, alpha=0.45, label="outside calibration (MPE)")
             for start, end, hours in gspans.get(meter, []):
                 ax.axvspan(start, end, color=GAP, alpha=0.30, linewidth=0)
                 mid = start + (end - start) / 2
                 ax.plot([mid], [1.0], marker="v", color=GAP, markersize=5, transform=ax.get_xaxis_transform(), clip_on=False)
                 label = f"gap {hours:g} h" if hours is not None else "gap"
-                ax.annotate(label, xy=(mid, 1.0), xycoords=ax.get_xaxis_transform(), xytext=(4, -1), textcoords="offset points", fontsize=6.5, color=GAP, va="top")
+                ax.annotate(label, xy=(mdates.date2num(mid), 1.0), xycoords=ax.get_xaxis_transform(), xytext=(4, -1), textcoords="offset points", fontsize=6.5, color=GAP, va="top")
                 used["gap"] = Patch(facecolor=GAP, alpha=0.45, label="gap (no readings)")
             q = qdays.get(meter)
             if q is not None and len(q):
                 qx = (q.index + pd.Timedelta(hours=12)).to_numpy()
                 ax.plot(qx, [0.93] * len(qx), linestyle="none", marker="^", color=QUARANTINE, markersize=5, markeredgecolor="#7a5200", markeredgewidth=0.4, transform=ax.get_xaxis_transform(), clip_on=False)
                 for day, count in q.items():
-                    ax.annotate(f"{count} quarantined", xy=(day + pd.Timedelta(hours=12), 0.93), xycoords=ax.get_xaxis_transform(), xytext=(5, -2), textcoords="offset points", fontsize=6.5, color="#7a5200", va="top")
-                used["quarantine"] = Line2D([], [], linestyle="none", marker="^", color=QUARANTINE, markeredgecolor="#7a5200", label="quarantined readings (per day)")
+                    ax.annotate(f"{count} quarantined", xy=(mdates.date2num(day + pd.Timedelta(hours=12)), 0.93), xycoords=ax.get_xaxis_transform(), xytext=(5, -2), textcoords="offset points", fontsize=6.5, color="#7a5200", va="top")
+                used["quarantine"] = Line2D([], [], linestyle="none", marker="^", color=QUARANTINE, markeredgecolor="#7a5200", label="quarantined readings")
             ax.set_title(meter, loc="left", fontweight="bold")
             if len(kwh):
                 ax.set_title(f"Σ {_fmt_energy(float(kwh.sum()))} (valid readings)", loc="right", fontsize=7, color="#444444")
@@ -283,7 +282,7 @@ def _rings(geometry: Mapping[str, Any]) -> tuple[str, list[list[list[tuple[float
     """(kind, polygons) where each polygon is [exterior, *holes] of (lon, lat); a Point is one
     polygon with one single-position ring."""
     kind = geometry.get("type")
-    coords = geometry.get("coordinates")
+    coords: Any = geometry.get("coordinates")
 
     def pos(p: Any) -> tuple[float, float]:
         if not isinstance(p, (list, tuple)) or len(p) < 2:
@@ -331,8 +330,6 @@ def boundary_map(geometry: Mapping[str, Any], *, fmt: ImageFormat = "svg") -> by
     lon0, lon1, lat0, lat1 = lon0 - pad, lon1 + pad, lat0 - pad, lat1 + pad
     lat_mid = (lat0 + lat1) / 2
     coslat = max(math.cos(math.radians(lat_mid)), 0.01)
-    span = max(lon1 - lon0, lat1 - lat0)
-    decimals = 0 if span >= 5 else 1 if span >= 0.5 else 2 if span >= 0.05 else 3
 
     with _drawing():
         from matplotlib.figure import Figure
@@ -353,10 +350,13 @@ def boundary_map(geometry: Mapping[str, Any], *, fmt: ImageFormat = "svg") -> by
         ax.set_xlim(lon0, lon1)
         ax.set_ylim(lat0, lat1)
         ax.set_aspect(1.0 / coslat)  # a degree of longitude is cos(lat) as long as one of latitude
-        ax.xaxis.set_major_locator(MaxNLocator(4))
-        ax.yaxis.set_major_locator(MaxNLocator(5))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _p: _deg(v, "E", "W", decimals)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: _deg(v, "N", "S", decimals)))
+        for axis, lo, hi, nbins, (pos_sym, neg_sym) in ((ax.xaxis, lon0, lon1, 4, ("E", "W")), (ax.yaxis, lat0, lat1, 5, ("N", "S"))):
+            locator = MaxNLocator(nbins, steps=[1, 2, 5, 10])
+            ticks = locator.tick_values(lo, hi)
+            step = float(ticks[1] - ticks[0]) if len(ticks) > 1 else 1.0
+            decimals = max(0, math.ceil(-math.log10(step) - 1e-9))  # as many as the tick step needs
+            axis.set_major_locator(locator)
+            axis.set_major_formatter(FuncFormatter(lambda v, _p, d=decimals, ps=pos_sym, ns=neg_sym: _deg(v, ps, ns, d)))
         ax.tick_params(axis="x", labelrotation=0)
         ax.grid(color="#cccccc", linewidth=0.5, linestyle=":")
         ax.set_axisbelow(True)
