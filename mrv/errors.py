@@ -69,13 +69,34 @@ class PackageError(MRVError):
 
 
 class ReportError(MRVError):
-    """A report cannot be built (run not finished, artifacts missing)."""
+    """A monitoring report cannot be built or rendered (run not finished, artifacts missing, a
+    field missing or malformed): the message names what."""
 
 
 class ReplayError(MRVError):
     """A verifier's replay cannot run or refused (version mismatch, package incomplete)."""
 
 
-class ReportError(MRVError):
-    """A monitoring report cannot be built or rendered (a field is missing or malformed: the
-    message names it)."""
+class RegistryError(MRVError):
+    """Registry data layer problem (store unreachable or unmigrated, invalid record)."""
+
+
+class AuthError(RegistryError):
+    """An API token is missing, unknown, malformed or revoked. The message never echoes the token."""
+
+
+class IllegalTransition(RegistryError):
+    """An intake request cannot move from its current status to the requested one."""
+
+
+class SerialAllocationError(RegistryError):
+    """Unit serial numbers cannot be allocated (bad count or vintage, counter exhausted)."""
+
+
+class AuditError(RegistryError):
+    """The audit log cannot be appended to (the event is not JSON, the chain head is missing)."""
+
+
+class GeometryError(MRVError):
+    """A GeoJSON geometry cannot be read or compared (wrong type, malformed coordinates). The
+    message names what is wrong."""

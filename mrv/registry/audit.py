@@ -1,0 +1,133 @@
+"""Append-only, hash-chained audit log.
+
+Entry ``n`` stores ``entry = {"seq": n, "created": "<UTC Z>", "event": {...}}`` and
+``hash = sha256(prev_hash || JCS(entry))`` in hex, where ``prev_hash`` is the hex hash of entry
+``n-1`` (64 zeros for the first) as ASCII and JCS is RFC 8785 canonical JSON. Altering, inserting
+or deleting any entry except the newest breaks the chain at that entry, and
+:func:`verify_chain` names it. Truncating the tail is only detectable against an earlier
+published head hash: :class:`AuditVerification` returns the head so it can be anchored elsewhere.
+
+Appends are serialised: on PostgreSQL by a transaction-scoped advisory lock, on SQLite by the
+write lock of a write session. ``prev_hash`` is UNIQUE, so even a buggy concurrent writer cannot
+fork the chain. Nothing in the library updates or deletes entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import rfc8785
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from mrv.errors import AuditError
+from mrv.registry.models import GENESIS_HASH, AuditLog
+
+if TYPE_CHECKING:
+    from mrv.registry.db import RegistryStore
+
+_PG_AUDIT_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv registry audit chain").digest()[:8], "big", signed=True)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    seq: int
+    entry: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class AuditVerification:
+    ok: bool
+    first_bad_seq: int | None  # the first entry that is altered, missing or out of place
+    reason: str | None
+    count: int  # entries checked
+    head_hash: str  # hash of the last good entry (GENESIS_HASH when empty): publish it to anchor the log
+
+
+def entry_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
+    """``sha256(prev_hash || JCS(entry))`` as lowercase hex."""
+    return hashlib.sha256(prev_hash.encode("ascii") + rfc8785.dumps(entry)).hexdigest()
+
+
+def _plain_json(event: Mapping[str, Any]) -> dict[str, Any]:
+    if not isinstance(event, Mapping):
+        raise AuditError(f"audit event must be a mapping, not {type(event).__name__}")
+    try:
+        # What is hashed is exactly what the database gives back: plain JSON, no NaN, str keys.
+        plain = json.loads(json.dumps(dict(event), allow_nan=False))
+        rfc8785.dumps(plain)  # integers beyond 2**53 and the like are refused here, not at verify time
+    except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
+        raise AuditError(f"audit event is not canonicalisable JSON: {exc}") from exc
+    return plain
+
+
+def _has_float(value: Any) -> bool:
+    if isinstance(value, float):
+        return True
+    if isinstance(value, dict):
+        return any(_has_float(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_float(v) for v in value)
+    return False
+
+
+def append(session: Session, *, event: Mapping[str, Any]) -> AuditEntry:
+    """Append ``event`` to the chain inside ``session``'s transaction (use a write session).
+
+    Floats are refused: JSON number round trips differ between backends (JSONB keeps the
+    decimal text), and an audit chain must re-hash identically forever. Use integers or strings.
+    """
+    plain = _plain_json(event)
+    if _has_float(plain):
+        raise AuditError("audit events must not contain floats: use integers or decimal strings")
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+    last = session.execute(select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)).first()
+    seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.hash)
+    now = datetime.now(timezone.utc)
+    created = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    entry = {"seq": seq, "created": created, "event": plain}
+    digest = entry_hash(prev, entry)
+    session.add(AuditLog(seq=seq, entry=entry, prev_hash=prev, hash=digest, created_at=now))
+    session.flush()
+    return AuditEntry(seq=seq, entry=entry, prev_hash=prev, hash=digest)
+
+
+def verify_chain(store: RegistryStore, *, batch_size: int = 1000) -> AuditVerification:
+    """Re-hash the whole log in ``seq`` order and report the first entry that does not fit."""
+    expected_seq, prev, count = 1, GENESIS_HASH, 0
+
+    def bad(seq: int, reason: str) -> AuditVerification:
+        return AuditVerification(ok=False, first_bad_seq=seq, reason=reason, count=count, head_hash=prev)
+
+    with store.session(write=False) as s:
+        rows = s.execute(
+            select(AuditLog.seq, AuditLog.entry, AuditLog.prev_hash, AuditLog.hash)
+            .order_by(AuditLog.seq)
+            .execution_options(yield_per=batch_size)
+        )
+        for seq, entry, prev_hash, stored_hash in rows:
+            if seq != expected_seq:
+                return bad(expected_seq, f"entry {expected_seq} is missing (the next entry is {seq})")
+            if prev_hash != prev:
+                return bad(seq, f"entry {seq}: prev_hash does not match the hash of entry {seq - 1}")
+            if not isinstance(entry, dict) or entry.get("seq") != seq:
+                return bad(seq, f"entry {seq}: the hashed entry does not carry seq {seq}")
+            try:
+                recomputed = entry_hash(prev_hash, entry)
+            except rfc8785.CanonicalizationError as exc:
+                return bad(seq, f"entry {seq}: cannot be canonicalised ({exc})")
+            if recomputed != stored_hash:
+                return bad(seq, f"entry {seq}: content does not match its hash (altered)")
+            prev, expected_seq, count = stored_hash, seq + 1, count + 1
+    return AuditVerification(ok=True, first_bad_seq=None, reason=None, count=count, head_hash=prev)
+
+
+__all__ = ["AuditEntry", "AuditVerification", "append", "entry_hash", "verify_chain"]
