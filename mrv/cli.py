@@ -405,6 +405,51 @@ def attest_cmd(
     console.print(f"[bold]Statement[/] ({op.value}) signed by {vc['issuer']} added to {info.path}", highlight=False)
 
 
+@app.command("submit")
+def submit_cmd(
+    package: Annotated[Optional[Path], typer.Argument(help="Verification package (.zip) with the VVB statement.")] = None,
+    registry: Annotated[str, typer.Option(help="Registry base URL.", envvar="MRV_REGISTRY_URL")] = "http://127.0.0.1:8765",
+    token: Annotated[Optional[str], typer.Option(help="API token (prefer $MRV_REGISTRY_TOKEN).", envvar="MRV_REGISTRY_TOKEN", show_default=False)] = None,
+    label: Annotated[Optional[list[str]], typer.Option("--label", help="Label to request (repeatable).")] = None,
+    quantity: Annotated[Optional[int], typer.Option(help="tCO2e to request (default: the verified issuable quantity).")] = None,
+    status: Annotated[Optional[str], typer.Option("--status", help="Show the status of a submitted request id.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Post a verified issuance request (outbox + retries, never double-submits), or show its status."""
+    from mrv.registry.client import Outbox, RegistryClientError, request_status, submit
+
+    if not token:
+        _fail(MRVError("no API token: pass --token or set MRV_REGISTRY_TOKEN"))
+        return
+    try:
+        if status:
+            _print_request(request_status(registry_url=registry, token=token, request_id=status))
+            return
+        if package is None:
+            _fail(MRVError("give a package to submit, or --status ID"))
+            return
+        settings = _settings(data_dir)
+        outbox = Outbox(settings.home.expanduser().resolve() / "outbox.db")
+        entry = submit(
+            package, registry_url=registry, token=token, outbox=outbox, labels=label or [], quantity=quantity,
+            on_attempt=lambda n, err: err_console.print(f"attempt {n} failed ({err}); retrying", highlight=False),
+        )
+    except RegistryClientError as exc:
+        _fail(exc)
+        return
+    except MRVError as exc:
+        _fail(exc)
+        return
+    _print_request(entry.response or {})
+
+
+def _print_request(req: dict[str, Any]) -> None:
+    console.print(f"[bold]Request {req.get('id')}[/]  status [bold]{req.get('status')}[/]  project {req.get('project_id')}", highlight=False)
+    for c in req.get("checks") or []:
+        mark = "[green]pass[/]" if c.get("passed") else "[red]FAIL[/]"
+        console.print(f"  {mark} {c.get('name')}: {c.get('reason')}", highlight=False)
+
+
 @lineage_app.command("show")
 def lineage_show(
     run_id: Annotated[str, typer.Argument(help="Run id (see `mrv lineage runs`).")],
