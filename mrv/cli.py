@@ -31,6 +31,15 @@ app.add_typer(report_app, name="report")
 package_app = typer.Typer(no_args_is_help=True, help="Verification packages (offline checks).")
 app.add_typer(package_app, name="package")
 
+
+def _mount_registry() -> None:
+    from mrv.registry.cli import registry_app
+
+    app.add_typer(registry_app, name="registry", help="Registry intake service: serve, tokens, review, audit.")
+
+
+_mount_registry()
+
 # emoji=False: "did:key:z6Mk..." must not become "did🔑z6Mk...".
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)

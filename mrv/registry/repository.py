@@ -1,0 +1,558 @@
+"""Database queries of the intake service: what the intake checks need, CADT records from and to
+rows, and unit issuance.
+
+Every function takes the caller's ``Session`` (one transaction, see
+:meth:`mrv.registry.db.RegistryStore.session`) and never commits.
+
+Where a request keeps what the package said
+    ``intake_requests.checks`` holds one ``{"passed", "reason"}`` entry per check name, plus two
+    reserved keys (leading underscore, never a check name): ``_facts`` (the
+    :class:`~mrv.registry.checks.IntakeFacts` of the package, with the boundary as GeoJSON
+    *text*: the audit log refuses floats) and ``_labels`` (the labels asked for at submission).
+    Approval builds the CADT project, issuance and units from them: the package itself is not kept.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from typing import Any
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from mrv.registry import cadt
+from mrv.registry.checks import CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy
+from mrv.registry.models import (
+    AcceptedMethodology,
+    AccreditedVVB,
+    ApiToken,
+    Issuance,
+    IntakeRequest,
+    Label,
+    Project,
+    ProjectDeveloper,
+    ProjectLocation,
+    Unit,
+    UnitLabel,
+)
+from mrv.registry.serials import SerialBlock, allocate_block
+
+FACTS_KEY = "_facts"
+LABELS_KEY = "_labels"
+
+# ISO 3166-1 alpha-2 -> CADT country picklist name, for the codes project files use. A code not
+# here (and not already a picklist name) becomes "Not Specified"; extend as projects need.
+ISO2_TO_CADT: Mapping[str, str] = {
+    "IN": "India", "ID": "Indonesia", "BR": "Brazil", "CN": "China", "KE": "Kenya", "VN": "Viet Nam",
+    "TH": "Thailand", "PH": "Philippines", "MX": "Mexico", "CL": "Chile", "CO": "Colombia", "PE": "Peru",
+    "ZA": "South Africa", "NG": "Nigeria", "EG": "Egypt", "MA": "Morocco", "TR": "Türkiye", "PK": "Pakistan",
+    "BD": "Bangladesh", "LK": "Sri Lanka", "NP": "Nepal", "KH": "Cambodia", "MY": "Malaysia", "US": "United States of America",
+    "GB": "United Kingdom", "DE": "Germany", "FR": "France", "ES": "Spain", "IT": "Italy", "AU": "Australia",
+    "CA": "Canada", "JP": "Japan", "KR": "Republic of Korea", "SG": "Singapore", "AE": "United Arab Emirates",
+}
+
+
+def cadt_country(value: str | None) -> str:
+    if not value:
+        return "Not Specified"
+    if value in cadt.COUNTRIES:
+        return value
+    return ISO2_TO_CADT.get(value.strip().upper(), "Not Specified")
+
+
+def utc_midnight(day: date) -> datetime:
+    return datetime.combine(day, time(0, 0), tzinfo=timezone.utc)
+
+
+# --------------------------------------------------------------------------- intake check inputs
+
+
+def load_policy(session: Session, *, boundary_overlap_tolerance: float = 0.01) -> RegistryPolicy:
+    developers: dict[str, set[str]] = {}
+    for project_id, did in session.execute(select(ProjectDeveloper.project_id, ProjectDeveloper.did)):
+        developers.setdefault(project_id, set()).add(did)
+    return RegistryPolicy(
+        accredited_vvbs=frozenset(session.scalars(select(AccreditedVVB.did))),
+        project_developers={k: frozenset(v) for k, v in developers.items()},
+        accepted_methodologies=frozenset(session.scalars(select(AcceptedMethodology.id))),
+        boundary_overlap_tolerance=boundary_overlap_tolerance,
+    )
+
+
+def load_prior_requests(session: Session) -> list[PriorRequest]:
+    rows = session.execute(
+        select(
+            IntakeRequest.id,
+            IntakeRequest.project_id,
+            IntakeRequest.report_sha256,
+            IntakeRequest.monitoring_period_start,
+            IntakeRequest.monitoring_period_end,
+            IntakeRequest.device_ids,
+            IntakeRequest.status,
+        )
+    )
+    return [
+        PriorRequest(
+            project_id=r.project_id,
+            report_sha256=r.report_sha256,
+            period_start=r.monitoring_period_start.date(),
+            period_end=r.monitoring_period_end.date(),
+            meter_ids=frozenset(r.device_ids or ()),
+            status=str(getattr(r.status, "value", r.status)),
+            request_id=r.id,
+        )
+        for r in rows
+    ]
+
+
+def load_boundaries(session: Session) -> list[RegisteredBoundary]:
+    """Registered project boundaries: the GeoJSON geometries in project locations' geographicIdentifier
+    (identifiers that are not GeoJSON, e.g. imported free text, are skipped)."""
+    out: list[RegisteredBoundary] = []
+    rows = session.execute(
+        select(Project.project_id, ProjectLocation.geographic_identifier).join(
+            ProjectLocation, ProjectLocation.warehouse_project_id == Project.warehouse_project_id
+        )
+    )
+    for project_id, ident in rows:
+        try:
+            geometry = json.loads(ident)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(geometry, dict) and isinstance(geometry.get("type"), str):
+            out.append(RegisteredBoundary(project_id=project_id, geometry=geometry))
+    return out
+
+
+def find_by_idempotency_key(session: Session, *, token_id: str, key: str) -> IntakeRequest | None:
+    return session.scalars(
+        select(IntakeRequest).where(IntakeRequest.token_id == token_id, IntakeRequest.idempotency_key == key)
+    ).one_or_none()
+
+
+def find_by_report(session: Session, *, report_sha256: str) -> IntakeRequest | None:
+    return session.scalars(select(IntakeRequest).where(IntakeRequest.report_sha256 == report_sha256)).one_or_none()
+
+
+def token_ids_of_subject(subject: str) -> Select[tuple[str]]:
+    """Ids of the developer tokens of ``subject``: a developer owns the requests of all its tokens."""
+    return select(ApiToken.id).where(ApiToken.subject == subject, ApiToken.role == "developer")
+
+
+# --------------------------------------------------------------------------- stored checks
+
+
+def checks_json(
+    *, checks: Iterable[Any], facts: IntakeFacts, labels: Sequence[str]
+) -> dict[str, Any]:
+    """The ``intake_requests.checks`` value (see the module doc); plain JSON without floats."""
+    doc: dict[str, Any] = {c.name.value: {"passed": bool(c.passed), "reason": c.reason} for c in checks}
+    facts_doc = facts.to_dict()
+    boundary = facts_doc.get("boundary")
+    facts_doc["boundary"] = json.dumps(boundary, separators=(",", ":")) if boundary is not None else None
+    doc[FACTS_KEY] = _json_safe(facts_doc)
+    doc[LABELS_KEY] = list(labels)
+    return doc
+
+
+def check_list(stored: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    """The check results in :class:`CheckName` order (JSONB does not keep key order)."""
+    stored = stored or {}
+    order = {name.value: i for i, name in enumerate(CheckName)}
+    names = sorted((k for k in stored if not k.startswith("_")), key=lambda k: (order.get(k, len(order)), k))
+    return [{"name": k, "passed": bool(stored[k].get("passed")), "reason": str(stored[k].get("reason", ""))} for k in names]
+
+
+def stored_facts(req: IntakeRequest) -> dict[str, Any]:
+    facts = (req.checks or {}).get(FACTS_KEY)
+    return dict(facts) if isinstance(facts, Mapping) else {}
+
+
+def stored_labels(req: IntakeRequest) -> list[str]:
+    labels = (req.checks or {}).get(LABELS_KEY)
+    return [str(x) for x in labels] if isinstance(labels, list) else []
+
+
+def _json_safe(value: Any) -> Any:
+    """Strings the database and the audit chain accept: no NUL, no lone surrogates."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_json_safe(str(k)): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------- CADT <-> rows
+
+
+def _location_cadt(row: ProjectLocation) -> cadt.ProjectLocation:
+    return cadt.ProjectLocation(
+        id=row.id, country=row.country, inCountryRegion=row.in_country_region, geographicIdentifier=row.geographic_identifier
+    )
+
+
+def issuance_cadt(row: Issuance) -> cadt.Issuance:
+    return cadt.Issuance(
+        id=row.id,
+        warehouseProjectId=row.warehouse_project_id,
+        startDate=row.start_date,
+        endDate=row.end_date,
+        verificationApproach=row.verification_approach,
+        verificationBody=row.verification_body,
+        verificationReportDate=row.verification_report_date,
+    )
+
+
+def label_cadt(row: Label) -> cadt.Label:
+    return cadt.Label(
+        id=row.id,
+        warehouseProjectId=row.warehouse_project_id,
+        label=row.label,
+        labelType=row.label_type,
+        creditingPeriodStartDate=row.crediting_period_start_date,
+        creditingPeriodEndDate=row.crediting_period_end_date,
+        validityPeriodStartDate=row.validity_period_start_date,
+        validityPeriodEndDate=row.validity_period_end_date,
+        unitQuantity=row.unit_quantity,
+        labelLink=row.label_link,
+    )
+
+
+def _by_project(session: Session, model: Any, ids: Sequence[str]) -> dict[str, list[Any]]:
+    out: dict[str, list[Any]] = {i: [] for i in ids}
+    if ids:
+        for row in session.scalars(select(model).where(model.warehouse_project_id.in_(ids)).order_by(model.id)):
+            out[row.warehouse_project_id].append(row)
+    return out
+
+
+def projects_cadt(session: Session, rows: Sequence[Project]) -> list[dict[str, Any]]:
+    """CADT projects with their nested locations, issuances and labels (children loaded in batches)."""
+    ids = [r.warehouse_project_id for r in rows]
+    locations = _by_project(session, ProjectLocation, ids)
+    issuances = _by_project(session, Issuance, ids)
+    labels = _by_project(session, Label, ids)
+    out = []
+    for r in rows:
+        project = cadt.Project(
+            warehouseProjectId=r.warehouse_project_id,
+            currentRegistry=r.current_registry,
+            projectId=r.project_id,
+            originProjectId=r.origin_project_id,
+            registryOfOrigin=r.registry_of_origin,
+            program=r.program,
+            projectName=r.project_name,
+            projectLink=r.project_link,
+            projectDeveloper=r.project_developer,
+            sector=r.sector,
+            projectType=r.project_type,
+            projectTags=r.project_tags,
+            coveredByNDC=r.covered_by_ndc,
+            ndcInformation=r.ndc_information,
+            projectStatus=r.project_status,
+            projectStatusDate=r.project_status_date,
+            unitMetric=r.unit_metric,
+            methodology=r.methodology,
+            methodology2=r.methodology2,
+            validationBody=r.validation_body,
+            validationDate=r.validation_date,
+            description=r.description,
+            projectLocations=[_location_cadt(x) for x in locations[r.warehouse_project_id]] or None,
+            issuances=[issuance_cadt(x) for x in issuances[r.warehouse_project_id]] or None,
+            labels=[label_cadt(x) for x in labels[r.warehouse_project_id]] or None,
+        )
+        out.append(project.to_cadt())
+    return out
+
+
+def units_cadt(session: Session, rows: Sequence[Unit]) -> list[dict[str, Any]]:
+    """CADT units, each with its nested issuance (its only link to the project) and labels."""
+    issuance_ids = sorted({r.issuance_id for r in rows})
+    issuances = {i.id: i for i in session.scalars(select(Issuance).where(Issuance.id.in_(issuance_ids)))} if rows else {}
+    unit_ids = [r.warehouse_unit_id for r in rows]
+    labels: dict[str, list[Label]] = {u: [] for u in unit_ids}
+    if unit_ids:
+        for unit_id, label in session.execute(
+            select(UnitLabel.warehouse_unit_id, Label).join(Label, Label.id == UnitLabel.label_id).where(
+                UnitLabel.warehouse_unit_id.in_(unit_ids)
+            ).order_by(Label.id)
+        ):
+            labels[unit_id].append(label)
+    out = []
+    for r in rows:
+        unit = cadt.Unit(
+            warehouseUnitId=r.warehouse_unit_id,
+            projectLocationId=r.project_location_id,
+            unitOwner=r.unit_owner,
+            countryJurisdictionOfOwner=r.country_jurisdiction_of_owner,
+            inCountryJurisdictionOfOwner=r.in_country_jurisdiction_of_owner,
+            unitBlockStart=r.unit_block_start,
+            unitBlockEnd=r.unit_block_end,
+            unitCount=r.unit_count,
+            vintageYear=r.vintage_year,
+            unitType=r.unit_type,
+            marketplace=r.marketplace,
+            marketplaceLink=r.marketplace_link,
+            marketplaceIdentifier=r.marketplace_identifier,
+            unitTags=r.unit_tags,
+            unitStatus=r.unit_status,
+            unitStatusReason=r.unit_status_reason,
+            unitRegistryLink=r.unit_registry_link,
+            correspondingAdjustmentDeclaration=r.corresponding_adjustment_declaration,
+            correspondingAdjustmentStatus=r.corresponding_adjustment_status,
+            issuance=issuance_cadt(issuances[r.issuance_id]),
+            labels=[label_cadt(x) for x in labels[r.warehouse_unit_id]] or None,
+        )
+        out.append(unit.to_cadt())
+    return out
+
+
+# --------------------------------------------------------------------------- public reads
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[dict[str, Any]]
+    page: int
+    limit: int
+    total: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"items": self.items, "page": self.page, "limit": self.limit, "total": self.total}
+
+
+def _paged(session: Session, stmt: Select[Any], *, page: int, limit: int, order: Sequence[Any]) -> tuple[list[Any], int]:
+    total = session.execute(select(func.count()).select_from(stmt.order_by(None).subquery())).scalar_one()
+    rows = list(session.scalars(stmt.order_by(*order).offset((page - 1) * limit).limit(limit)))
+    return rows, int(total)
+
+
+def _project_match(project_id: str) -> Any:
+    return (Project.project_id == project_id) | (Project.warehouse_project_id == project_id)
+
+
+def list_projects(session: Session, *, project_id: str | None, page: int, limit: int) -> Page:
+    stmt = select(Project)
+    if project_id is not None:
+        stmt = stmt.where(_project_match(project_id))
+    rows, total = _paged(session, stmt, page=page, limit=limit, order=[Project.created_at, Project.warehouse_project_id])
+    return Page(projects_cadt(session, rows), page, limit, total)
+
+
+def get_project(session: Session, project_id: str) -> dict[str, Any] | None:
+    row = session.scalars(select(Project).where(_project_match(project_id))).first()
+    return projects_cadt(session, [row])[0] if row is not None else None
+
+
+def list_issuances(session: Session, *, project_id: str | None, vintage_year: int | None, page: int, limit: int) -> Page:
+    stmt = select(Issuance)
+    if project_id is not None:
+        stmt = stmt.join(Project, Project.warehouse_project_id == Issuance.warehouse_project_id).where(_project_match(project_id))
+    if vintage_year is not None:
+        stmt = stmt.where(Issuance.id.in_(select(Unit.issuance_id).where(Unit.vintage_year == vintage_year)))
+    rows, total = _paged(session, stmt, page=page, limit=limit, order=[Issuance.start_date, Issuance.id])
+    return Page([issuance_cadt(r).to_cadt() for r in rows], page, limit, total)
+
+
+def list_units(
+    session: Session, *, project_id: str | None, vintage_year: int | None, unit_status: str | None, page: int, limit: int
+) -> Page:
+    stmt = select(Unit)
+    if project_id is not None:
+        stmt = (
+            stmt.join(Issuance, Issuance.id == Unit.issuance_id)
+            .join(Project, Project.warehouse_project_id == Issuance.warehouse_project_id)
+            .where(_project_match(project_id))
+        )
+    if vintage_year is not None:
+        stmt = stmt.where(Unit.vintage_year == vintage_year)
+    if unit_status is not None:
+        stmt = stmt.where(Unit.unit_status == unit_status)
+    rows, total = _paged(
+        session, stmt, page=page, limit=limit, order=[Unit.serial_registry, Unit.vintage_year, Unit.serial_first]
+    )
+    return Page(units_cadt(session, rows), page, limit, total)
+
+
+# --------------------------------------------------------------------------- issuance
+
+
+@dataclass(frozen=True, slots=True)
+class IssuanceResult:
+    project: dict[str, Any]
+    issuance: dict[str, Any]
+    units: list[dict[str, Any]]
+    blocks: list[SerialBlock]
+
+
+def _sector_and_types(methodology: str) -> tuple[str, str, cadt.UnitType]:
+    if ":ACM0002:" in f":{methodology}:" or "ACM0002" in methodology:
+        return "Energy industries (renewable/non-renewable sources)", "Grid-connected renewable electricity", cadt.UnitType.AVOIDANCE
+    return "Not Specified", "Not Specified", cadt.UnitType.NOT_DETERMINED
+
+
+def get_or_create_project(session: Session, *, req: IntakeRequest, registry_code: str, base_url: str) -> Project:
+    """The registered project of ``req``, created from the request's stored facts on first issuance
+    (with one project location: the report's boundary as GeoJSON text and its country)."""
+    existing = session.scalars(select(Project).where(Project.project_id == req.project_id)).one_or_none()
+    if existing is not None:
+        return existing
+    facts = stored_facts(req)
+    now = datetime.now(timezone.utc)
+    sector, project_type, _ = _sector_and_types(req.methodology_id)
+    wid = uuid.uuid4().hex
+    project = Project(
+        warehouse_project_id=wid,
+        current_registry=registry_code,
+        project_id=req.project_id,
+        origin_project_id=req.project_id,
+        registry_of_origin=registry_code,
+        program=None,
+        project_name=req.project_id,
+        project_link=f"{base_url}/v1/projects/{wid}",
+        project_developer=req.developer_did or "Not Specified",
+        sector=sector,
+        project_type=project_type,
+        project_tags=None,
+        covered_by_ndc=cadt.CoveredByNDC.UNKNOWN,
+        ndc_information=None,
+        project_status=cadt.ProjectStatus.REGISTERED,
+        project_status_date=now,
+        unit_metric=cadt.UnitMetric.TCO2E,
+        methodology=req.methodology_id or "Not Specified",
+        methodology2=None,
+        validation_body=req.vvb_did or None,
+        validation_date=None,
+        description="Registered on first issuance from a signed monitoring report (open-dmrv intake).",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(project)
+    session.flush()  # a concurrent creator of the same project id fails here (unique project_id)
+    boundary = facts.get("boundary")
+    session.add(
+        ProjectLocation(
+            id=uuid.uuid4().hex,
+            warehouse_project_id=wid,
+            country=cadt_country(facts.get("country")),
+            in_country_region=None,
+            geographic_identifier=boundary if isinstance(boundary, str) and boundary else "Not Specified",
+        )
+    )
+    session.flush()
+    return project
+
+
+def issue_units(session: Session, *, req: IntakeRequest, registry_code: str, base_url: str) -> IssuanceResult:
+    """Create the CADT issuance, its labels and one unit block for an approved request, in
+    ``session``'s transaction. Order matters for lock ordering: project first, then the serial
+    counter (see :mod:`mrv.registry.serials`)."""
+    project = get_or_create_project(session, req=req, registry_code=registry_code, base_url=base_url)
+    location = session.scalars(
+        select(ProjectLocation).where(ProjectLocation.warehouse_project_id == project.warehouse_project_id).order_by(ProjectLocation.id)
+    ).first()
+    now = datetime.now(timezone.utc)
+    start = req.monitoring_period_start
+    end = req.monitoring_period_end
+    issuance = Issuance(
+        id=uuid.uuid4().hex,
+        warehouse_project_id=project.warehouse_project_id,
+        start_date=start,
+        end_date=end,
+        verification_approach="Third-party verification (signed VVB statement) of a signed monitoring report; registry intake checks passed",
+        verification_body=req.vvb_did or "Not Specified",
+        verification_report_date=req.created_at,
+    )
+    session.add(issuance)
+    session.flush()
+    label_rows = []
+    for text in stored_labels(req):
+        label = Label(
+            id=uuid.uuid4().hex,
+            warehouse_project_id=project.warehouse_project_id,
+            label=text,
+            label_type=cadt.LabelType.CERTIFICATION,
+            crediting_period_start_date=start,
+            crediting_period_end_date=end,
+            validity_period_start_date=start,
+            validity_period_end_date=end,
+            unit_quantity=req.requested_quantity,
+            label_link=f"{base_url}/v1/issuances?projectId={project.warehouse_project_id}",
+        )
+        session.add(label)
+        label_rows.append(label)
+    session.flush()
+    block = allocate_block(
+        session, project_id=req.project_id, vintage_year=req.vintage_year, count=req.requested_quantity, registry_code=registry_code
+    )
+    _, _, unit_type = _sector_and_types(req.methodology_id)
+    unit = Unit(
+        warehouse_unit_id=uuid.uuid4().hex,
+        issuance_id=issuance.id,
+        project_location_id=location.id if location is not None else None,
+        unit_owner=req.developer_did or None,
+        country_jurisdiction_of_owner=location.country if location is not None else "Not Specified",
+        in_country_jurisdiction_of_owner=None,
+        unit_block_start=block.start,
+        unit_block_end=block.end,
+        unit_count=block.count,
+        vintage_year=req.vintage_year,
+        unit_type=unit_type,
+        marketplace=None,
+        marketplace_link=None,
+        marketplace_identifier=None,
+        unit_tags=None,
+        unit_status=cadt.UnitStatus.HELD,
+        unit_status_reason=None,
+        unit_registry_link=f"{base_url}/v1/units?projectId={project.warehouse_project_id}",
+        corresponding_adjustment_declaration=cadt.CorrespondingAdjustmentDeclaration.UNKNOWN,
+        corresponding_adjustment_status=cadt.CorrespondingAdjustmentStatus.NOT_STARTED,
+        serial_registry=block.registry_code,
+        serial_first=block.first,
+        serial_last=block.last,
+        created_at=now,
+    )
+    session.add(unit)
+    session.flush()
+    for label in label_rows:
+        session.add(UnitLabel(warehouse_unit_id=unit.warehouse_unit_id, label_id=label.id))
+    session.flush()
+    return IssuanceResult(
+        project=projects_cadt(session, [project])[0],
+        issuance=issuance_cadt(issuance).to_cadt(),
+        units=units_cadt(session, [unit]),
+        blocks=[block],
+    )
+
+
+__all__ = [
+    "FACTS_KEY",
+    "LABELS_KEY",
+    "IssuanceResult",
+    "Page",
+    "cadt_country",
+    "check_list",
+    "checks_json",
+    "find_by_idempotency_key",
+    "find_by_report",
+    "get_or_create_project",
+    "get_project",
+    "issue_units",
+    "list_issuances",
+    "list_projects",
+    "list_units",
+    "load_boundaries",
+    "load_policy",
+    "load_prior_requests",
+    "stored_facts",
+    "stored_labels",
+    "token_ids_of_subject",
+]
