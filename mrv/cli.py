@@ -218,13 +218,14 @@ def demo(
     try:
         summary = run_with_progress(settings, project, verbose=verbose)
         _print_summary(summary)
-        _demo_verification_chain(settings, summary["run_id"])
+        package, dev, vvb = _demo_verification_chain(settings, summary["run_id"])
+        _demo_registry_chain(settings, summary["run_id"], package, dev_did=dev.did, vvb_did=vvb.did)
     except MRVError as exc:
         _fail(exc)
         return
 
 
-def _demo_verification_chain(settings: MRVSettings, run_id: str) -> None:
+def _demo_verification_chain(settings: MRVSettings, run_id: str) -> tuple[Path, Any, Any]:
     """Developer signs; the VVB verifies, replays and attests; the package verifies with both signatures."""
     from mrv.attest import Opinion, attest
     from mrv.package import verify_package
@@ -266,6 +267,74 @@ def _demo_verification_chain(settings: MRVSettings, run_id: str) -> None:
         f"merkle root {final.merkle_root}\nKeys for this demo: {keys_dir} (private files 0600; never commit them)",
         highlight=False,
     )
+    return info.path, dev, vvb
+
+
+def _demo_registry_chain(settings: MRVSettings, run_id: str, package: Path, *, dev_did: str, vvb_did: str) -> None:
+    """Start a local intake service, submit the verified package, approve it, and list the units."""
+    import httpx
+    import uvicorn
+
+    from mrv.registry.auth import create_token
+    from mrv.registry.client import Outbox, submit
+    from mrv.registry.db import RegistryStore
+    from mrv.registry.service import create_app
+
+    console.rule("[bold]Registry: submit, checks, approval, issuance")
+    home = settings.home.expanduser().resolve()
+    db_url = f"sqlite:///{home / 'registry' / f'demo-{run_id}.db'}"  # a fresh demo registry per run
+    (home / "registry").mkdir(parents=True, exist_ok=True)
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    server = uvicorn.Server(uvicorn.Config(create_app(db_url=db_url, base_url=url), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="mrv-registry", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise MRVError("the demo registry service did not start")
+        time.sleep(0.05)
+    try:
+        store = RegistryStore(db_url)
+        officer = create_token(store, role="officer", subject="demo registry officer")
+        developer = create_token(store, role="developer", subject=dev_did)
+        h = {"Authorization": f"Bearer {officer}"}
+        with httpx.Client(base_url=url, timeout=120) as client:
+            for path, body in (
+                ("/v1/admin/vvbs", {"did": vvb_did}),
+                ("/v1/admin/developers", {"project_id": _package_project(package), "did": dev_did}),
+                ("/v1/admin/methodologies", {"id": "CDM:ACM0002:22.0"}),
+            ):
+                client.post(path, json=body, headers=h).raise_for_status()
+            entry = submit(package, registry_url=url, token=developer, outbox=Outbox(home / "outbox.db"))
+            _print_request(entry.response or {})
+            request_id = (entry.response or {}).get("id")
+            if (entry.response or {}).get("status") != "checks_passed":
+                raise MRVError(f"the demo request did not pass the intake checks: {entry.response}")
+            approved = client.post(f"/v1/requests/{request_id}/approve", headers=h)
+            approved.raise_for_status()
+            units = client.get("/v1/units", params={"limit": 10}).json()["items"]
+        for u in units:
+            console.print(
+                f"[bold green]issued[/] {u['unitCount']:,} tCO2e  vintage {u['vintageYear']}  serials {u['unitBlockStart']} .. {u['unitBlockEnd']}  "
+                f"status {u['unitStatus']}",
+                highlight=False,
+            )
+        console.print(f"Registry (demo, local): {url} while running; database {db_url}", highlight=False)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _package_project(package: Path) -> str:
+    import zipfile
+
+    with zipfile.ZipFile(package) as zf:
+        return json.loads(zf.read("signatures/report.json"))["credentialSubject"]["project"]["id"]
 
 
 @keys_app.command("new")
