@@ -622,6 +622,95 @@ def _check_integrity(path: Path) -> tuple[bool, str]:
 # --------------------------------------------------------------------------- entry point
 
 
+@dataclass(frozen=True)
+class PreparedPackage:
+    """The part of the intake checks that depends on the package alone (read once, reused).
+
+    Reading the zip, the signatures, the statement binding, the opinion, the quantity and the
+    package integrity do not depend on the registry's state; :func:`evaluate_intake_checks` adds
+    the checks that do (policy, earlier requests, boundaries), so a registry can re-check a
+    package against newer state without reading and verifying it again."""
+
+    pkg: _Package
+    facts: IntakeFacts
+    fixed: Mapping[CheckName, tuple[bool, str]]
+
+
+_STATE_FREE: Final = (
+    CheckName.report_signature,
+    CheckName.statement_signature,
+    CheckName.statement_bound_to_report,
+    CheckName.opinion_not_adverse,
+    CheckName.quantity_within_verified,
+)
+
+
+def _guarded(run: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
+    try:
+        return run()
+    except Exception as exc:  # a malformed document must fail its check, not the intake
+        return False, f"check could not run on this package ({type(exc).__name__}: {exc})"
+
+
+def prepare_package(request: IntakeRequest, *, now: datetime | None = None) -> PreparedPackage:
+    """Read ``request.package`` and run the checks that need no registry state (see
+    :class:`PreparedPackage`). ``now``: as for :func:`run_intake_checks`."""
+    with _package_path(request.package) as path:
+        pkg = _read_package(path)
+        integrity = _check_integrity(path)
+    facts = _facts(pkg)
+    fixed: dict[CheckName, tuple[bool, str]] = {CheckName.package_integrity: integrity}
+    if not pkg.readable:
+        for name in _STATE_FREE:
+            fixed[name] = (False, f"{NOT_CHECKED}: package unreadable ({pkg.unreadable_reason})")
+    else:
+        runs: dict[CheckName, Callable[[], tuple[bool, str]]] = {
+            CheckName.report_signature: lambda: _check_signature(
+                pkg.report, pkg.report_error, what="report", expected_type=REPORT_TYPE, now=now
+            ),
+            CheckName.statement_signature: lambda: _check_signature(
+                pkg.statement, pkg.statement_error, what="statement", expected_type=STATEMENT_TYPE, now=now
+            ),
+            CheckName.statement_bound_to_report: lambda: _check_binding(pkg, facts),
+            CheckName.opinion_not_adverse: lambda: _check_opinion(pkg, facts),
+            CheckName.quantity_within_verified: lambda: _check_quantity(pkg, facts, request.requested_quantity),
+        }
+        for name, run in runs.items():
+            fixed[name] = _guarded(run)
+    return PreparedPackage(pkg=pkg, facts=facts, fixed=fixed)
+
+
+def evaluate_intake_checks(
+    prepared: PreparedPackage,
+    *,
+    policy: RegistryPolicy,
+    prior_requests: Sequence[PriorRequest],
+    boundaries: Sequence[RegisteredBoundary],
+) -> IntakeOutcome:
+    """Every check of :func:`run_intake_checks`: the package's own (from ``prepared``) plus those
+    against the registry's state, evaluated now. Cheap: nothing is read or verified again."""
+    pkg, facts = prepared.pkg, prepared.facts
+    results: dict[CheckName, tuple[bool, str]] = dict(prepared.fixed)
+    if not pkg.readable:
+        for name in CheckName:
+            if name not in results:
+                results[name] = (False, f"{NOT_CHECKED}: package unreadable ({pkg.unreadable_reason})")
+    else:
+        tol = policy.boundary_overlap_tolerance
+        runs: dict[CheckName, Callable[[], tuple[bool, str]]] = {
+            CheckName.vvb_accredited: lambda: _check_vvb(pkg, facts, policy),
+            CheckName.developer_registered: lambda: _check_developer(pkg, facts, policy),
+            CheckName.methodology_accepted: lambda: _check_methodology(pkg, facts, policy),
+            CheckName.period_not_overlapping: lambda: _check_period(pkg, facts, prior_requests),
+            CheckName.report_not_resubmitted: lambda: _check_resubmitted(pkg, facts, prior_requests),
+            CheckName.boundary_not_overlapping: lambda: _check_boundary(pkg, facts, boundaries, tol),
+        }
+        for name, run in runs.items():
+            results[name] = _guarded(run)
+    checks = [CheckResult(name, *results[name]) for name in CheckName]
+    return IntakeOutcome(checks=checks, passed=all(c.passed for c in checks), facts=facts)
+
+
 def run_intake_checks(
     request: IntakeRequest,
     *,
@@ -633,40 +722,8 @@ def run_intake_checks(
     """Run every intake check on ``request.package`` (see the module doc); never short-circuits.
 
     ``now`` (timezone-aware) is when credential validity periods are checked; default: the
-    current time. ``prior_requests`` must not include this request itself."""
-    with _package_path(request.package) as path:
-        pkg = _read_package(path)
-        integrity = _check_integrity(path)
-    facts = _facts(pkg)
-
-    results: dict[CheckName, tuple[bool, str]] = {}
-    if not pkg.readable:
-        for name in CheckName:
-            results[name] = (False, f"{NOT_CHECKED}: package unreadable ({pkg.unreadable_reason})")
-    else:
-        tol = policy.boundary_overlap_tolerance
-        runs: dict[CheckName, Callable[[], tuple[bool, str]]] = {
-            CheckName.report_signature: lambda: _check_signature(
-                pkg.report, pkg.report_error, what="report", expected_type=REPORT_TYPE, now=now
-            ),
-            CheckName.statement_signature: lambda: _check_signature(
-                pkg.statement, pkg.statement_error, what="statement", expected_type=STATEMENT_TYPE, now=now
-            ),
-            CheckName.vvb_accredited: lambda: _check_vvb(pkg, facts, policy),
-            CheckName.developer_registered: lambda: _check_developer(pkg, facts, policy),
-            CheckName.statement_bound_to_report: lambda: _check_binding(pkg, facts),
-            CheckName.opinion_not_adverse: lambda: _check_opinion(pkg, facts),
-            CheckName.quantity_within_verified: lambda: _check_quantity(pkg, facts, request.requested_quantity),
-            CheckName.methodology_accepted: lambda: _check_methodology(pkg, facts, policy),
-            CheckName.period_not_overlapping: lambda: _check_period(pkg, facts, prior_requests),
-            CheckName.report_not_resubmitted: lambda: _check_resubmitted(pkg, facts, prior_requests),
-            CheckName.boundary_not_overlapping: lambda: _check_boundary(pkg, facts, boundaries, tol),
-        }
-        for name, run in runs.items():
-            try:
-                results[name] = run()
-            except Exception as exc:  # a malformed document must fail its check, not the intake
-                results[name] = (False, f"check could not run on this package ({type(exc).__name__}: {exc})")
-    results[CheckName.package_integrity] = integrity
-    checks = [CheckResult(name, *results[name]) for name in CheckName]
-    return IntakeOutcome(checks=checks, passed=all(c.passed for c in checks), facts=facts)
+    current time. ``prior_requests`` must not include this request itself.
+    Same as :func:`prepare_package` then :func:`evaluate_intake_checks`."""
+    return evaluate_intake_checks(
+        prepare_package(request, now=now), policy=policy, prior_requests=prior_requests, boundaries=boundaries
+    )

@@ -42,7 +42,7 @@ from mrv.errors import AuthError, IllegalTransition, RegistryError, SerialAlloca
 from mrv.registry import audit, repository
 from mrv.registry.auth import Principal, authenticate
 from mrv.registry.cadt import UnitStatus
-from mrv.registry.checks import IntakeOutcome, IntakeRequest as CheckRequest, run_intake_checks
+from mrv.registry.checks import IntakeOutcome, IntakeRequest as CheckRequest, PreparedPackage, evaluate_intake_checks, prepare_package
 from mrv.registry.db import RegistryStore
 from mrv.registry.lifecycle import create_request, transition
 from mrv.registry.models import (
@@ -262,12 +262,13 @@ class IntakeService:
 
     # ---- submit
 
-    def _check(self, *, body: bytes, quantity: int) -> tuple[IntakeOutcome, set[str]]:
+    def _check(self, prepared: PreparedPackage) -> tuple[IntakeOutcome, set[str]]:
+        """The intake checks of a prepared package against the registry's current state."""
         with self.store.session(write=False) as s:
             policy = repository.load_policy(s)
             prior = repository.load_prior_requests(s)
             boundaries = repository.load_boundaries(s)
-        outcome = run_intake_checks(CheckRequest(requested_quantity=quantity, package=body), policy=policy, prior_requests=prior, boundaries=boundaries)
+        outcome = evaluate_intake_checks(prepared, policy=policy, prior_requests=prior, boundaries=boundaries)
         return outcome, {p.request_id for p in prior if p.request_id}
 
     def _replay(self, existing: IntakeRequest, digest: str) -> tuple[int, dict[str, Any]]:
@@ -286,11 +287,14 @@ class IntakeService:
             existing = repository.find_by_idempotency_key(s, token_id=principal.token_id, key=key)
             if existing is not None:
                 return self._replay(existing, digest)
-        outcome, seen = self._check(body=body, quantity=quantity)
+        # The package is read and its signatures and digests verified once, outside any lock;
+        # only the checks against the registry's state are re-run when that state moved on.
+        prepared = prepare_package(CheckRequest(requested_quantity=quantity, package=body))
+        outcome, seen = self._check(prepared)
         for attempt in range(_RETRIES):
             try:
                 return self._store_request(principal=principal, key=key, body=body, quantity=quantity, labels=labels,
-                                           digest=digest, outcome=outcome, seen=seen)
+                                           digest=digest, outcome=outcome, seen=seen, prepared=prepared)
             except IntegrityError:
                 if attempt == _RETRIES - 1:
                     raise
@@ -300,7 +304,7 @@ class IntakeService:
         raise AssertionError("unreachable")
 
     def _store_request(self, *, principal: Principal, key: str, body: bytes, quantity: int, labels: list[str], digest: str,
-                       outcome: IntakeOutcome, seen: set[str]) -> tuple[int, dict[str, Any]]:
+                       outcome: IntakeOutcome, seen: set[str], prepared: PreparedPackage) -> tuple[int, dict[str, Any]]:
         with self._write() as s:
             if s.get_bind().dialect.name == "postgresql":
                 # Intake decisions are serialised: the double-issuance checks see every earlier request.
@@ -310,7 +314,7 @@ class IntakeService:
                 return self._replay(existing, digest)
             current = set(s.scalars(select(IntakeRequest.id)))
             if current != seen:  # requests arrived while the checks ran: check again against them
-                outcome, seen = self._check(body=body, quantity=quantity)
+                outcome, seen = self._check(prepared)
             f = outcome.facts
             checks = [c.to_dict() for c in outcome.checks]
             missing = [n for n, v in (("project id", f.project_id), ("report digest", f.report_sha256), ("Merkle root", f.merkle_root),
