@@ -13,14 +13,17 @@ import hashlib
 import io
 import json
 import tempfile
+import threading
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -166,14 +169,81 @@ def _error_text(exc: BaseException) -> str:
 
 
 def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
-    """Deterministic Parquet bytes (same frame + same library versions -> same bytes)."""
+    """Deterministic Parquet bytes (same frame + same library versions -> same bytes).
+
+    LZ4 (not zstd): these are derived artifacts, rewritten on every run, where write speed matters
+    more than size. Dictionary encoding only for text/categorical columns; numeric columns of
+    fleet-size frames (timestamps, values, row numbers) are near-unique, so trying a dictionary
+    for them only costs time before Parquet falls back to plain encoding.
+    """
     table = pa.Table.from_pandas(df, preserve_index=False)
+    dict_cols = [
+        f.name
+        for f in table.schema
+        if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+    # Integer and timestamp columns (interval starts, row numbers) are near-regular sequences:
+    # delta encoding stores them in a few bits per row, 4x smaller and faster than plain + LZ4.
+    delta = {
+        f.name: "DELTA_BINARY_PACKED"
+        for f in table.schema
+        if f.name not in dict_cols and (pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type))
+    }
+    # Min/max statistics for the numeric and time columns (row-group pruning by time or value);
+    # not for the dictionary-encoded text columns, where computing them costs more than writing
+    # the column (~1.5 s on 52 M rows) and nothing prunes on them.
+    stats = [f.name for f in table.schema if f.name not in dict_cols]
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="zstd", write_statistics=True)
+    pq.write_table(table, buf, compression="lz4", use_dictionary=dict_cols, column_encoding=delta or None, write_statistics=stats)
     return buf.getvalue()
 
 
-def read_parquet_artifact(store: LocalArtifactStore, digest: str) -> pd.DataFrame:
+class _FrameCache:
+    """Decoded frames of Parquet artifacts written in this process, keyed by digest.
+
+    Active only inside :func:`run_local` (reference-counted, cleared when the last run ends): a
+    step that writes a frame leaves it here and the next step reads it without decoding the
+    Parquet again. Content addressing makes this safe (same digest -> same bytes -> an equal
+    frame) and pandas copy-on-write keeps a consumer from changing a cached frame. The artifacts
+    are still written; a step reused from an earlier run simply misses the cache and reads them.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active = 0
+        self._frames: dict[str, pd.DataFrame] = {}
+
+    @contextmanager
+    def activate(self) -> Iterator[None]:
+        with self._lock:
+            self._active += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._active -= 1
+                if self._active == 0:
+                    self._frames.clear()
+
+    def put(self, digest: str, df: pd.DataFrame) -> None:
+        with self._lock:
+            if self._active:
+                self._frames[digest] = df
+
+    def get(self, digest: str, *, pop: bool = False) -> pd.DataFrame | None:
+        with self._lock:
+            return self._frames.pop(digest, None) if pop else self._frames.get(digest)
+
+
+_FRAMES = _FrameCache()
+
+
+def read_parquet_artifact(store: LocalArtifactStore, digest: str, *, consume: bool = False) -> pd.DataFrame:
+    """The frame of a Parquet artifact (from the in-run cache when it was written in this run;
+    ``consume`` drops it from the cache, for a reader known to be the last one)."""
+    cached = _FRAMES.get(digest, pop=consume)
+    if cached is not None:
+        return cached
     return pq.read_table(store.local_path(digest)).to_pandas()
 
 
@@ -182,7 +252,9 @@ def json_bytes(obj: Any) -> bytes:
 
 
 def put_frame(store: LocalArtifactStore, df: pd.DataFrame, *, name: str) -> ArtifactRef:
-    return store.put_bytes(frame_to_parquet_bytes(df), media_type=PARQUET, name=name)
+    ref = store.put_bytes(frame_to_parquet_bytes(df), media_type=PARQUET, name=name)
+    _FRAMES.put(ref.digest, df)
+    return ref
 
 
 def put_json(store: LocalArtifactStore, obj: Any, *, name: str) -> ArtifactRef:
@@ -194,8 +266,24 @@ def load_spec(ctx: RunContext, project_digest: str) -> ProjectSpec:
     relative paths resolved against the directory the project file was registered from."""
     info = ctx.lineage.get_run(ctx.run_id)
     original = Path(info.parameters["project_file"])
-    text = ctx.store.read_bytes(project_digest).decode("utf-8")
-    return parse_project(text, source=f"{original} ({project_digest})", base_dir=original.parent)
+    key = (project_digest, str(original))
+    with _SPECS_LOCK:
+        spec = _SPECS.get(key)
+    if spec is None:
+        # Parsed once per process: every per-meter step used to re-parse (and re-validate) the
+        # whole project file, O(meters^2) pure Python on a fleet. The bytes are content-addressed,
+        # so the parse of the same digest from the same location is the same spec.
+        text = ctx.store.read_bytes(project_digest).decode("utf-8")
+        spec = parse_project(text, source=f"{original} ({project_digest})", base_dir=original.parent)
+        with _SPECS_LOCK:
+            _SPECS[key] = spec
+            while len(_SPECS) > 32:
+                _SPECS.pop(next(iter(_SPECS)))
+    return spec
+
+
+_SPECS: dict[tuple[str, str], ProjectSpec] = {}
+_SPECS_LOCK = threading.Lock()
 
 
 def now_utc() -> datetime:
@@ -281,37 +369,135 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
     }
 
     def compute() -> dict[str, ArtifactRef]:
-        frames = [read_parquet_artifact(ctx.store, ref.digest) for _, ref in sorted(inputs.items())]
-        df = concat_readings(frames)
+        frames = [read_parquet_artifact(ctx.store, ref.digest, consume=True) for _, ref in sorted(inputs.items())]
+        df = concat_readings(frames, consume=True)
+        del frames
         outcome = run_contract(
             df, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit
         )
-        result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
+        del df
         if outcome.blocked:
+            result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
             try:
                 outcome.raise_if_blocked()
             except ContractBlocked as exc:
                 exc.artifacts = {"validation_result": result}  # type: ignore[attr-defined]
                 raise
-        return {
-            "validated": put_frame(ctx.store, outcome.valid, name="readings-validated.parquet"),
-            "quarantine": put_frame(ctx.store, outcome.quarantine, name="quarantine.parquet"),
-            "validation_result": result,
-        }
+        # Inside run_local the calculation that follows is a pure function of the valid frame held
+        # here: start it now, so it overlaps the (GIL-free) Parquet encoding of that frame.
+        ahead = _calculate_ahead(ctx, project_digest, outcome.valid)
+        # The three artifacts are independent: write them concurrently (Parquet encoding,
+        # compression and hashing release the GIL).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            valid = pool.submit(put_frame, ctx.store, outcome.valid, name="readings-validated.parquet")
+            quarantine = pool.submit(put_frame, ctx.store, outcome.quarantine, name="quarantine.parquet")
+            result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
+            out = {"validated": valid.result(), "quarantine": quarantine.result(), "validation_result": result}
+        if ahead is not None:
+            _AHEAD.put(ctx.run_id, project_digest, out["validated"].digest, *ahead)
+        return out
 
     return run_step(ctx, name=STEP_VALIDATE, parameters=params, inputs=inputs, compute=compute)
 
 
-def concat_readings(frames: Sequence[pd.DataFrame]) -> pd.DataFrame:
+def concat_readings(frames: Sequence[pd.DataFrame], *, consume: bool = False) -> pd.DataFrame:
     """Concatenate per-meter frames keeping categorical columns categorical (plain ``pd.concat``
-    falls back to per-row objects when the categories differ)."""
+    falls back to per-row objects when the categories differ); categories become the sorted union.
+
+    ``consume=True`` (``frames`` a list the caller gives up): each frame is released as soon as it
+    has been copied, so the peak memory is about one copy of the data instead of two.
+    """
     if len(frames) == 1:
         return frames[0]
+    fast = _concat_columnwise(frames, consume=consume)
+    if fast is not None:
+        return fast
     cat_cols = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.CategoricalDtype)]
     for c in cat_cols:
         cats = sorted(set().union(*(f[c].cat.categories for f in frames)))
         frames = [f.assign(**{c: f[c].cat.set_categories(cats)}) for f in frames]
     return pd.concat(frames, ignore_index=True)
+
+
+def _utc_array(naive: Any, dtype: pd.DatetimeTZDtype) -> Any:
+    """A tz-aware datetime array over ``naive`` UTC datetime64 values, without a copy (the public
+    ``tz_localize`` path costs ~1 s per 50 M rows for what is a relabelling)."""
+    try:
+        return pd.arrays.DatetimeArray._simple_new(naive, dtype=dtype)
+    except (AttributeError, TypeError):  # pragma: no cover - other pandas versions
+        return pd.Series(naive, copy=False).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).array
+
+
+def _concat_columnwise(frames: Sequence[pd.DataFrame], *, consume: bool = False) -> pd.DataFrame | None:
+    """``concat_readings`` for the usual case (same columns, numpy / datetime / unordered
+    categorical dtypes): each column preallocated once and filled frame by frame, categorical
+    codes remapped onto the sorted union of categories. ``None`` when a frame does not fit (then
+    nothing has been consumed); the general path handles it."""
+    first = frames[0]
+    columns = list(first.columns)
+    if first.columns.has_duplicates or any(list(f.columns) != columns for f in frames):
+        return None
+    # Pass 1 (dtypes only): does every column fit, and what is its output buffer?
+    plan: dict[str, tuple[str, Any]] = {}
+    for c in columns:
+        dtypes = [f.dtypes.iloc[j] for f in frames for j in [columns.index(c)]]
+        d0 = dtypes[0]
+        if isinstance(d0, pd.CategoricalDtype):
+            if any(not isinstance(d, pd.CategoricalDtype) or d.ordered for d in dtypes):
+                return None
+            cats = sorted(set().union(*(d.categories for d in dtypes)))
+            plan[c] = ("cat", pd.CategoricalDtype(cats))
+        elif isinstance(d0, pd.DatetimeTZDtype) or (isinstance(d0, np.dtype) and d0.kind in "biufcmM"):
+            if any(d != d0 for d in dtypes):
+                return None
+            plan[c] = ("tz" if isinstance(d0, pd.DatetimeTZDtype) else "np", d0)
+        else:
+            return None
+    total = sum(len(f) for f in frames)
+    bufs: dict[str, np.ndarray] = {}
+    lookups: dict[str, dict[Any, int]] = {}
+    for c, (kind, d) in plan.items():
+        if kind == "cat":
+            n_cats = len(d.categories)
+            bufs[c] = np.empty(total, dtype=np.int8 if n_cats < 127 else np.int16 if n_cats < 32_000 else np.int32)
+            lookups[c] = {v: i for i, v in enumerate(d.categories)}
+        elif kind == "tz":
+            bufs[c] = np.empty(total, dtype=f"M8[{d.unit}]")
+        else:
+            bufs[c] = np.empty(total, dtype=d)
+    # Pass 2: fill, releasing each frame once copied (when consuming).
+    pos = 0
+    for i in range(len(frames)):
+        f = frames[i]
+        n = len(f)
+        for c, (kind, d) in plan.items():
+            out = bufs[c][pos : pos + n]
+            s = f[c]
+            if kind == "cat":
+                codes = s.cat.codes.to_numpy()
+                cats = list(s.cat.categories)
+                if cats == list(d.categories):
+                    out[:] = codes
+                else:
+                    lookup = np.array([lookups[c][v] for v in cats] + [-1], dtype=out.dtype)
+                    np.take(lookup, codes, out=out)  # code -1 (missing) -> last slot -> -1
+            elif kind == "tz":
+                out[:] = s.array._ndarray
+            else:
+                out[:] = s.to_numpy()
+        pos += n
+        if consume:
+            frames[i] = None  # type: ignore[index]
+        del f, s
+    out_cols: dict[str, Any] = {}
+    for c, (kind, d) in plan.items():
+        if kind == "cat":
+            out_cols[c] = pd.Categorical.from_codes(bufs[c], dtype=d, validate=False)
+        elif kind == "tz":
+            out_cols[c] = _utc_array(bufs[c], d)
+        else:
+            out_cols[c] = bufs[c]
+    return pd.DataFrame(out_cols, columns=columns, copy=False)
 
 
 def validation_document(outcome: Any) -> dict[str, Any]:
@@ -341,12 +527,71 @@ def calculate(
         "capacity_kw": spec.installed_capacity.kw,
     }
 
+    ahead = _AHEAD.take(ctx.run_id, project_digest, validated, tuple(cross_checks))
+
     def compute() -> dict[str, ArtifactRef]:
-        invoices = [read_parquet_artifact(ctx.store, d) for d in cross_checks]
-        doc = calculation_document(spec, read_parquet_artifact(ctx.store, validated), invoices)
+        if ahead is not None:  # started by validate_readings on the same frame and inputs
+            doc = ahead.result()
+        else:
+            invoices = [read_parquet_artifact(ctx.store, d) for d in cross_checks]
+            doc = calculation_document(spec, read_parquet_artifact(ctx.store, validated), invoices)
         return {"calculation": put_json(ctx.store, doc, name="calculation.json")}
 
     return run_step(ctx, name=STEP_CALCULATE, parameters=params, inputs=inputs, compute=compute)
+
+
+class _CalculateAhead:
+    """Calculations started early, inside :func:`run_local` only.
+
+    ``run_local`` announces (per run) the cross-check artifacts its calculate step will get;
+    ``validate_readings`` then starts :func:`calculation_document` on its in-memory valid frame
+    and files the future under (run, project, validated digest, cross-checks). ``calculate`` uses
+    it only when all four match its own inputs, so the document is exactly the one it would have
+    computed (same pure function, same spec, an equal frame); otherwise it computes as usual. An
+    error in the early computation surfaces from ``calculate``, as it would have.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._planned: dict[str, tuple[str, ...]] = {}
+        self._futures: dict[tuple[str, str, str, tuple[str, ...]], Future[dict[str, Any]]] = {}
+
+    def plan(self, run_id: str, cross_checks: Sequence[str]) -> None:
+        with self._lock:
+            self._planned[run_id] = tuple(cross_checks)
+
+    def planned(self, run_id: str) -> tuple[str, ...] | None:
+        with self._lock:
+            return self._planned.get(run_id)
+
+    def put(self, run_id: str, project_digest: str, validated: str, cross_checks: tuple[str, ...], fut: Future[dict[str, Any]]) -> None:
+        with self._lock:
+            self._futures[(run_id, project_digest, validated, cross_checks)] = fut
+
+    def take(self, run_id: str, project_digest: str, validated: str, cross_checks: tuple[str, ...]) -> Future[dict[str, Any]] | None:
+        with self._lock:
+            return self._futures.pop((run_id, project_digest, validated, cross_checks), None)
+
+    def forget(self, run_id: str) -> None:
+        with self._lock:
+            self._planned.pop(run_id, None)
+            for k in [k for k in self._futures if k[0] == run_id]:
+                self._futures.pop(k)
+
+
+_AHEAD = _CalculateAhead()
+
+
+def _calculate_ahead(ctx: RunContext, project_digest: str, valid: pd.DataFrame) -> tuple[tuple[str, ...], Future[dict[str, Any]]] | None:
+    cross_checks = _AHEAD.planned(ctx.run_id)
+    if cross_checks is None:
+        return None
+    spec = load_spec(ctx, project_digest)
+    invoices = [read_parquet_artifact(ctx.store, d) for d in cross_checks]
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mrv-calculate-ahead")
+    fut = pool.submit(calculation_document, spec, valid, invoices)
+    pool.shutdown(wait=False)
+    return cross_checks, fut
 
 
 def calculation_document(spec: ProjectSpec, validated: pd.DataFrame, invoices: Sequence[pd.DataFrame] = ()) -> dict[str, Any]:
@@ -405,26 +650,43 @@ def _write_atomic(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _warm_units() -> None:
+    try:
+        from mrv.methodology.units import ureg
+
+        ureg()
+    except Exception:  # pragma: no cover - only a warm-up; calculate builds it (and reports) anyway
+        pass
+
+
 def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None = None, max_workers: int = 1) -> dict[str, Any]:
     """Run the same steps as the Prefect flow, in this process, without Prefect.
 
     For tests, benchmarks and embedding. ``max_workers > 1`` ingests meters in a thread pool.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     if run_id is None:
         run_id, _ = start_run(settings, project_path)
     ctx = RunContext.open(settings, run_id=run_id)
     digest = ctx.lineage.get_run(run_id).project_file_digest
     spec = load_spec(ctx, digest)
+    # pint's unit registry takes ~0.5 s of pure Python to build; build it while ingest (mostly
+    # GIL-free Arrow/NumPy work) runs, instead of at the start of calculate.
+    warm = threading.Thread(target=_warm_units, name="mrv-warm-units", daemon=True)
+    warm.start()
     try:
-        with ThreadPoolExecutor(max_workers=max_workers) as pool:
-            futs = {m.id: pool.submit(ingest_meter, ctx, project_digest=digest, meter_id=m.id) for m in spec.data_sources.meters}
-            readings = {m: f.result()[f"readings/{m}"].digest for m, f in futs.items()}
-        xcs = [ingest_cross_check(ctx, project_digest=digest, index=i)[f"cross_check/{i}"].digest for i in range(len(spec.data_sources.cross_checks))]
-        v = validate_readings(ctx, project_digest=digest, readings=readings)
-        c = calculate(ctx, project_digest=digest, validated=v["validated"].digest, cross_checks=xcs)
-        return finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)
+        # Frames written by one step are handed to the next in memory (the artifacts are still written).
+        with _FRAMES.activate():
+            with ThreadPoolExecutor(max_workers=max_workers) as pool:
+                futs = {m.id: pool.submit(ingest_meter, ctx, project_digest=digest, meter_id=m.id) for m in spec.data_sources.meters}
+                readings = {m: f.result()[f"readings/{m}"].digest for m, f in futs.items()}
+            xcs = [ingest_cross_check(ctx, project_digest=digest, index=i)[f"cross_check/{i}"].digest for i in range(len(spec.data_sources.cross_checks))]
+            warm.join()
+            _AHEAD.plan(run_id, xcs)
+            v = validate_readings(ctx, project_digest=digest, readings=readings)
+            c = calculate(ctx, project_digest=digest, validated=v["validated"].digest, cross_checks=xcs)
+            return finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)
     except BaseException:
         ctx.lineage.finish_run(run_id, status="failed")
         raise
+    finally:
+        _AHEAD.forget(run_id)

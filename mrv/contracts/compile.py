@@ -257,9 +257,18 @@ class MeterKeys:
 
     @classmethod
     def build(cls, frame: pd.DataFrame, meters: Sequence[Meter]) -> "MeterKeys":
-        fcodes, uniques = pd.factorize(frame["meter_id"], use_na_sentinel=True)
         declared = {m.id: i for i, m in enumerate(meters)}
         ids = [m.id for m in meters]
+        mid = frame["meter_id"]
+        if isinstance(mid.dtype, pd.CategoricalDtype) and all(str(c) in declared for c in mid.cat.categories):
+            # Every category is a declared meter: its codes map straight onto ``ids`` (no
+            # factorisation pass; undeclared ids, whose order is by appearance, cannot occur).
+            # Narrow codes: at fleet scale every full-length array costs memory bandwidth.
+            code_type = np.int16 if len(ids) < 32_000 else np.int32
+            remap = np.array([declared[str(c)] for c in mid.cat.categories] + [-1], dtype=code_type)
+            codes = remap[mid.cat.codes.to_numpy()]  # code -1 (missing) -> last slot -> -1
+            return cls(codes, tuple(ids), tuple(meters), *cls._utc_us(frame["ts"]))
+        fcodes, uniques = pd.factorize(mid, use_na_sentinel=True)
         remap = np.empty(len(uniques) + 1, dtype=np.int64)
         for j, u in enumerate(np.asarray(uniques, dtype=object).tolist()):
             u = str(u)
@@ -269,12 +278,19 @@ class MeterKeys:
             remap[j] = declared[u]
         remap[-1] = -1  # factorize's NA sentinel -1 indexes this slot
         codes = remap[np.asarray(fcodes, dtype=np.int64)]
-        ts_series = frame["ts"]
+        return cls(codes, tuple(ids), tuple(meters), *cls._utc_us(frame["ts"]))
+
+    @staticmethod
+    def _utc_us(ts_series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """(UTC microseconds as int64, not-null mask) of a tz-aware column."""
         if not isinstance(ts_series.dtype, pd.DatetimeTZDtype):
             raise ContractError(f"readings: column ts must be timezone-aware datetime64 (UTC), got {ts_series.dtype}")
+        if ts_series.dtype.unit == "us":
+            ts = np.asarray(ts_series.array.asi8)  # stored as UTC us already, whatever the zone: no conversion pass
+            return ts, ts != np.iinfo(np.int64).min  # NaT
         ts_ok = ts_series.notna().to_numpy()
         ts = ts_series.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
-        return cls(codes, tuple(ids), tuple(meters), ts, ts_ok)
+        return ts, ts_ok
 
     @property
     def n(self) -> int:
@@ -295,6 +311,12 @@ class MeterKeys:
         table = np.empty(len(self.ids) + 1, dtype=dtype)
         table[: len(values)] = values
         table[len(values) :] = unknown
+        if len(values) and len(self.ids) == len(values) and len(self.codes) and (table[0] == table[:-1]).all():
+            # One value for every declared meter (the usual fleet): a fill, unless a row lacks a meter.
+            # Read-only and stride 0: no 52 M-row allocation (fresh memory is the dominant cost at
+            # fleet scale); consumers only read derived columns.
+            if int(self.codes.min()) >= 0:
+                return np.broadcast_to(table[:1], (len(self.codes),))
         return table[self.codes]  # code -1 -> the last slot (unknown)
 
     @cached_property

@@ -42,7 +42,7 @@ def condition_mask(frame: Frame, cond: Mapping[str, Any] | None, rule_id: str) -
     """Rows a GX Condition (dict form) selects, with DataFrame.query semantics (what GX uses): a null
     cell fails every comparison except ``!=`` and ``NOT_IN``."""
     if cond is None:
-        return np.ones(len(frame), dtype=bool)
+        return np.broadcast_to(np.True_, (len(frame),))  # all rows, without allocating a mask (read-only)
     kind = cond.get("type")
     if kind in ("and", "or"):
         masks = [condition_mask(frame, c, rule_id) for c in cond["conditions"]]
@@ -83,6 +83,8 @@ def _datetime_bound(value: Any, s: pd.Series) -> int:
 def _as_comparable(s: pd.Series, rule_id: str) -> tuple[np.ndarray, Callable[[Any], Any]]:
     """Column values as a numpy array and a converter for bounds (datetimes as int64 us)."""
     if isinstance(s.dtype, pd.DatetimeTZDtype):
+        if s.dtype.unit == "us":  # stored as UTC microseconds whatever the zone: no conversion copy
+            return np.asarray(s.array.asi8), lambda v: _datetime_bound(v, s)
         return s.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64), lambda v: _datetime_bound(v, s)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         return s.to_numpy(dtype=np.float64, na_value=np.nan), float
@@ -110,6 +112,11 @@ def _in_set(frame, kw, domain, keys, rule_id):
         for v in value_set:
             bad &= arr != v
         return domain & _notna(s) & bad, {}
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        # Judge each category once, then broadcast through the codes (a null -> code -1 -> last
+        # slot, "in the set", as nulls are skipped).
+        ok = np.r_[pd.Index(s.cat.categories).isin(value_set), True]
+        return domain & ~ok[s.cat.codes.to_numpy()], {}
     return domain & _notna(s) & ~s.isin(value_set).to_numpy(), {}
 
 
@@ -188,7 +195,10 @@ def _distinct_contain_set(frame, kw, domain, keys, rule_id):
     column, value_set = kw["column"], list(kw["value_set"])
     if keys is not None and column == "meter_id":
         codes = keys.codes if domain.all() else keys.codes[domain]
-        seen = np.bincount(codes + 1, minlength=len(keys.ids) + 1)[1:] > 0  # slot 0: null meter_id
+        if len(codes) and int(codes.min()) >= 0:  # no null meter_id: count without shifting a copy
+            seen = np.bincount(codes, minlength=len(keys.ids)) > 0
+        else:
+            seen = np.bincount(codes + 1, minlength=len(keys.ids) + 1)[1:] > 0  # slot 0: null meter_id
         present = {i for i, s in zip(keys.ids, seen.tolist()) if s}
     else:
         s = _col(frame, column, rule_id)[domain]

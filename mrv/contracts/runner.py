@@ -409,13 +409,21 @@ def _filter_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
             pa_mask = pa.array(mask) if pa_mask is None else pa_mask
             cols[name] = pd.array(s.array.__arrow_array__().filter(pa_mask), dtype=s.dtype)
         elif isinstance(s.dtype, pd.DatetimeTZDtype):
-            naive = np.compress(mask, s.dt.tz_convert("UTC").dt.tz_localize(None).to_numpy())
-            cols[name] = pd.Series(naive, copy=False).dt.tz_localize("UTC").dt.tz_convert(s.dt.tz)
+            # The values are UTC instants whatever the zone: filter them and relabel, without the
+            # two full conversion passes of tz_localize(None) / tz_localize("UTC").
+            cols[name] = _tz_array(np.compress(mask, s.array._ndarray), s.dtype)
         elif isinstance(s.dtype, np.dtype):
             cols[name] = np.compress(mask, s.to_numpy())
         else:
             cols[name] = s.array[mask]
     return pd.DataFrame(cols, columns=frame.columns, copy=False)
+
+
+def _tz_array(utc: np.ndarray, dtype: pd.DatetimeTZDtype) -> Any:
+    try:
+        return pd.arrays.DatetimeArray._simple_new(utc, dtype=dtype)
+    except (AttributeError, TypeError):  # pragma: no cover - other pandas versions
+        return pd.Series(utc, copy=False).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).array
 
 
 def _empty_quarantine(frame: pd.DataFrame) -> pd.DataFrame:

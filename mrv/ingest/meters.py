@@ -527,7 +527,8 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
             "register": np.ascontiguousarray(register, dtype=np.float64),
             "source_file": pd.Categorical.from_codes(file_codes[np.asarray(file_idx, dtype=np.int64)], categories=list(uniq)),
             "source_row": np.ascontiguousarray(rows, dtype=np.int64),
-        }
+        },
+        copy=False,  # the arrays are fresh: no need to copy them into consolidated blocks
     )
 
 

@@ -154,19 +154,46 @@ def _prepare_readings(data: MonitoringInput, meters: dict[str, MeterInfo]) -> pd
     if unknown:
         raise MethodologyError(f"ACM0002: readings for meter(s) {', '.join(unknown)} not in the project's meter list")
     codes = meter_cat.cat.codes.to_numpy()
-    direction = np.array([meters[c].direction for c in cats], dtype=object)[codes] if cats else np.array([], dtype=object)
-    accuracy = np.array([meters[c].accuracy_class for c in cats], dtype=np.float64)[codes] if cats else np.array([])
+    # Direction as a categorical (one small code per row): an object column of per-row strings
+    # would be re-encoded as a string array by pandas, costing seconds on fleet-size data.
+    if cats:
+        dir_cats = sorted({meters[c].direction for c in cats})
+        dir_codes = np.array([dir_cats.index(meters[c].direction) for c in cats] + [-1], dtype=np.int8)[codes]
+        direction = pd.Categorical.from_codes(dir_codes, categories=dir_cats)
+    else:
+        direction = np.array([], dtype=object)
+    valid_flag = raw["calibration_valid"]
+    if valid_flag.dtype != np.dtype(bool):  # a plain bool column has no missing flag to fill
+        # A reading without a calibration flag is treated as not calibrated (conservative).
+        valid_flag = valid_flag.astype("boolean").fillna(False).astype(bool)
+    value = raw["value"]
+    if value.dtype != np.dtype(np.float64):
+        value = pd.to_numeric(value, errors="coerce").astype(np.float64)
     df = pd.DataFrame({
         "meter_id": meter_cat.cat.rename_categories(cats) if cats else meter_cat,
         "ts": pd.to_datetime(raw["ts"], utc=True),
-        "value": pd.to_numeric(raw["value"], errors="coerce").astype(np.float64),
-        # A reading without a calibration flag is treated as not calibrated (conservative).
-        "calibration_valid": raw["calibration_valid"].astype("boolean").fillna(False).astype(bool),
+        "value": value,
+        "calibration_valid": valid_flag,
         "source_file": raw["source_file"].astype("category") if "source_file" in raw.columns else "",
         "direction": direction,
-        "accuracy": accuracy,
+        # (the accuracy class is per meter: _treat_meter takes it from MeterInfo, not per row)
     })
     return df
+
+
+def _meter_blocks(df: pd.DataFrame) -> dict[str, tuple[int, int]] | None:
+    """``{meter_id: (start, stop)}`` when each meter's rows form one contiguous block (rows without
+    a meter_id included in no block), else ``None``. O(n) on the categorical codes."""
+    codes = df["meter_id"].cat.codes.to_numpy()
+    if len(codes) == 0:
+        return {}
+    starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
+    block_codes = codes[starts]
+    if len(np.unique(block_codes)) != len(block_codes):
+        return None
+    stops = np.r_[starts[1:], len(codes)]
+    cats = df["meter_id"].cat.categories
+    return {str(cats[c]): (int(a), int(b)) for c, a, b in zip(block_codes.tolist(), starts.tolist(), stops.tolist()) if c >= 0}
 
 
 def _treat_meter(
@@ -175,7 +202,8 @@ def _treat_meter(
     """Steps 1-5 for one meter. Returns the interval table ``ts, kWh`` (observed rows + filled gaps)."""
     # 1. outside the monitoring period
     outside = (rows["ts"] < start) | (rows["ts"] >= end)
-    if outside.any():
+    any_outside = bool(outside.any())
+    if any_outside:
         out = rows[outside]
         total = float(out["value"].sum(skipna=True))
         tot_all = float(rows["value"].sum(skipna=True))
@@ -185,7 +213,8 @@ def _treat_meter(
                   detail=f"{len(out)} reading(s) outside the monitoring period excluded "
                          "(never part of this period's net, so no effect on it)",
                   first_ts=_iso(out["ts"].min()), last_ts=_iso(out["ts"].max()))
-    rows = rows[~outside]
+    if any_outside:
+        rows = rows[~outside]
 
     # 2. non-finite values become missing intervals
     bad = ~np.isfinite(rows["value"].to_numpy(dtype=np.float64))
@@ -378,10 +407,16 @@ def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[di
 
     tables: dict[str, pd.DataFrame] = {}
     # One pass to group row positions by meter (a boolean mask per meter would be O(rows × meters)).
-    positions = df.groupby("meter_id", observed=True, sort=False).indices
+    blocks = _meter_blocks(df)
+    positions = df.groupby("meter_id", observed=True, sort=False).indices if blocks is None else {}
     empty = np.zeros(0, dtype=np.int64)
     for mid, m in meters.items():
-        tables[mid] = _treat_meter(m, df.iloc[positions.get(mid, empty)], start, end, rec)
+        if blocks is not None:  # one contiguous block per meter (the usual case): a slice, not a copy
+            lo, hi = blocks.get(mid, (0, 0))
+            rows = df.iloc[lo:hi]
+        else:
+            rows = df.iloc[positions.get(mid, empty)]
+        tables[mid] = _treat_meter(m, rows, start, end, rec)
 
     per_meter = {mid: float(t["kWh"].sum()) for mid, t in tables.items()}
     for mid, kwh in per_meter.items():

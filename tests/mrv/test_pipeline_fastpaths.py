@@ -1,0 +1,124 @@
+"""The fast paths added for fleet-size data give exactly what the general paths give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from methodologies.common import metering as mt
+from mrv import pipeline
+from mrv.contracts import native
+from mrv.contracts.compile import MeterKeys
+from mrv.project import Meter
+
+
+def _meter_frame(meter_id: str, file: str, n: int, start: str, *, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ts = pd.Series(pd.date_range(start, periods=n, freq="min", tz="UTC").as_unit("us"))
+    return pd.DataFrame(
+        {
+            "meter_id": pd.Categorical([meter_id] * n),
+            "ts": ts,
+            "value": rng.random(n),
+            "unit": pd.Categorical(["kWh"] * n),
+            "register": np.full(n, np.nan),
+            "source_file": pd.Categorical([file] * n),
+            "source_row": np.arange(1, n + 1, dtype=np.int64),
+        }
+    )
+
+
+def _general_concat(frames):
+    cat_cols = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.CategoricalDtype)]
+    for c in cat_cols:
+        cats = sorted(set().union(*(f[c].cat.categories for f in frames)))
+        frames = [f.assign(**{c: f[c].cat.set_categories(cats)}) for f in frames]
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_concat_readings_matches_pandas_concat():
+    frames = [_meter_frame(f"M{i}", f"f{9 - i}.csv", 50 + i, "2023-01-01", seed=i) for i in range(4)]
+    frames[1] = frames[1].assign(source_file=frames[1]["source_file"].cat.add_categories(["aaa.csv"]))
+    frames[2].loc[3, "meter_id"] = np.nan  # a missing categorical value stays missing
+    expected = _general_concat(frames)
+    got = pipeline.concat_readings(frames)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_categorical=True)
+    assert list(got["source_file"].cat.categories) == sorted(got["source_file"].cat.categories)
+
+    consumed = list(frames)
+    again = pipeline.concat_readings(consumed, consume=True)
+    assert all(f is None for f in consumed)
+    pd.testing.assert_frame_equal(again, expected, check_exact=True, check_categorical=True)
+
+
+def test_concat_readings_general_path_for_other_dtypes():
+    a = _meter_frame("M1", "a.csv", 5, "2023-01-01", seed=1).assign(note=pd.array(["x"] * 5, dtype="string"))
+    b = _meter_frame("M2", "b.csv", 5, "2023-01-02", seed=2).assign(note=pd.array(["y"] * 5, dtype="string"))
+    pd.testing.assert_frame_equal(pipeline.concat_readings([a, b]), _general_concat([a, b]), check_exact=True)
+
+
+def test_frame_cache_only_inside_a_run(tmp_path):
+    from mrv.artifacts import LocalArtifactStore
+
+    store = LocalArtifactStore(tmp_path)
+    df = _meter_frame("M1", "a.csv", 10, "2023-01-01", seed=3)
+    ref = pipeline.put_frame(store, df, name="x.parquet")
+    assert pipeline.read_parquet_artifact(store, ref.digest) is not df  # not active: read from the store
+    with pipeline._FRAMES.activate():
+        ref = pipeline.put_frame(store, df, name="x.parquet")
+        assert pipeline.read_parquet_artifact(store, ref.digest) is df
+        assert pipeline.read_parquet_artifact(store, ref.digest, consume=True) is df
+        pd.testing.assert_frame_equal(pipeline.read_parquet_artifact(store, ref.digest), df)
+    # The Parquet artifact decodes to the frame that was cached.
+    pd.testing.assert_frame_equal(pipeline.read_parquet_artifact(store, ref.digest), df)
+    assert pipeline.frame_to_parquet_bytes(df) == pipeline.frame_to_parquet_bytes(df)
+
+
+@pytest.mark.parametrize("unit", ["s", "us", "ns"])
+@pytest.mark.parametrize("interval", [1, 15])
+def test_missing_intervals_matches_isin(unit, interval):
+    start, end = pd.Timestamp("2023-01-01", tz="UTC"), pd.Timestamp("2023-01-08", tz="UTC")
+    grid = mt.expected_grid(start, end, interval)
+    rng = np.random.default_rng(interval)
+    keep = np.sort(rng.choice(len(grid), len(grid) - 37, replace=False))
+    extra = pd.DatetimeIndex(
+        ["2023-01-02 00:00:30", "2022-12-31 23:59", "2023-01-08 00:00", "2023-01-03 00:07", None], tz="UTC"
+    ).as_unit("us")
+    obs = grid[keep].append(extra).as_unit(unit)
+    for observed in (obs, pd.Series(obs).dt.tz_convert("Asia/Kolkata")):
+        got = mt.missing_intervals(observed, start, end, interval)
+        want = grid[~grid.isin(pd.DatetimeIndex(pd.to_datetime(observed, utc=True)))]
+        assert got.equals(want) and got.dtype == want.dtype and got.freq == want.freq
+
+
+def test_conservative_duplicates_fast_path_only_when_sorted_and_distinct():
+    ts = pd.Series(pd.date_range("2023-01-01", periods=6, freq="min", tz="UTC"))
+    frame = pd.DataFrame({"ts": ts, "value": np.arange(6.0), "direction": ["export"] * 6})
+    kept, dropped = mt.conservative_duplicates(frame, keys=["ts"], value_col="value", direction_col="direction")
+    assert kept is frame and dropped.empty
+    dup = pd.concat([frame, frame.iloc[[2]].assign(value=-1.0)], ignore_index=True).sort_values("ts", kind="stable")
+    kept, dropped = mt.conservative_duplicates(dup, keys=["ts"], value_col="value", direction_col="direction")
+    assert len(kept) == 6 and dropped["value"].tolist() == [2.0]
+
+
+def test_meter_keys_categorical_fast_path_matches_factorize():
+    meters = [Meter.model_validate({"id": m, "serial": f"SN{m}", "files": "x.csv", "direction": "export", "accuracy_class": 0.5}) for m in ("B", "A")]
+    mid = pd.Categorical(["A", "B", None, "A"], categories=["A", "B"])
+    ts = pd.Series(pd.date_range("2023-01-01", periods=4, freq="min", tz="UTC").as_unit("us"))
+    frame = pd.DataFrame({"meter_id": mid, "ts": ts})
+    fast = MeterKeys.build(frame, meters)
+    slow = MeterKeys.build(frame.assign(meter_id=frame["meter_id"].astype(object)), meters)
+    assert fast.ids == slow.ids
+    np.testing.assert_array_equal(fast.codes, slow.codes)
+    np.testing.assert_array_equal(fast.ts, slow.ts)
+    np.testing.assert_array_equal(fast.ts_ok, slow.ts_ok)
+
+
+def test_in_set_on_categorical_matches_isin():
+    s = pd.Series(pd.Categorical(["kWh", "Wh", None, "kWh", "MWh"], categories=["MWh", "Wh", "kWh", "unused"]))
+    frame = pd.DataFrame({"unit": s})
+    domain = np.ones(len(s), dtype=bool)
+    got, _ = native._in_set(frame, {"column": "unit", "value_set": ["kWh"]}, domain, None, "r")
+    want = domain & s.notna().to_numpy() & ~s.astype(object).isin(["kWh"]).to_numpy()
+    np.testing.assert_array_equal(got, want)
