@@ -55,3 +55,26 @@ def run_migrations(*, target_metadata: MetaData, version_table: str) -> None:
             run(conn)
     finally:
         engine.dispose()
+
+
+def make_alembic_config(migrations_dir: Any, *, url: str | None = None, connection: Connection | None = None) -> Any:
+    """An Alembic ``Config`` built in code for a migrations directory (there is no alembic.ini)."""
+    from alembic.config import Config
+
+    cfg = Config()
+    # ConfigParser interpolates '%': escape it so unusual install paths survive.
+    cfg.set_main_option("script_location", str(migrations_dir).replace("%", "%%"))
+    cfg.set_main_option("path_separator", "os")
+    cfg.attributes["url"] = url
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def single_head(cfg: Any, *, what: str, error: type[Exception]) -> str:
+    """The one head revision of a migrations directory (two heads is a packaging bug)."""
+    from alembic.script import ScriptDirectory
+
+    heads = ScriptDirectory.from_config(cfg).get_heads()
+    if len(heads) != 1:
+        raise error(f"{what} migrations must have exactly one head, found {sorted(heads)}")
+    return heads[0]

@@ -39,6 +39,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mrv.migrations_env import make_alembic_config, single_head
 from mrv.artifacts import ArtifactRef
 from mrv.errors import LineageError
 from mrv.lineage.codeversion import code_version
@@ -162,31 +163,18 @@ class ArtifactRow(_ToDict):
 def alembic_config(*, url: str | None = None, connection: Connection | None = None) -> AlembicConfig:
     """The Alembic configuration of the lineage store, built in code (there is no alembic.ini).
 
-    For developers adding a migration::
+    Adding a migration::
 
         from alembic import command
         command.revision(alembic_config(url="sqlite:///dev.db"), message="...", autogenerate=True)
     """
-    from alembic.config import Config
-
-    cfg = Config()
-    # ConfigParser interpolates '%': escape it so unusual install paths survive.
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    cfg.set_main_option("path_separator", "os")
-    cfg.attributes["url"] = url
-    cfg.attributes["connection"] = connection
-    return cfg
+    return make_alembic_config(MIGRATIONS_DIR, url=url, connection=connection)
 
 
 @functools.cache
 def head_revision() -> str:
-    """The newest migration shipped with this code."""
-    from alembic.script import ScriptDirectory
-
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    if len(heads) != 1:
-        raise LineageError(f"lineage migrations must have exactly one head, found {sorted(heads)}")
-    return heads[0]
+    """The newest lineage migration shipped with this code."""
+    return single_head(alembic_config(), what="lineage", error=LineageError)
 
 
 def _current_revision(conn: Connection) -> str | None:

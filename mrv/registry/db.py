@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from mrv.migrations_env import make_alembic_config, single_head
 from mrv.errors import RegistryError
 from mrv.registry.models import VERSION_TABLE
 
@@ -54,25 +55,13 @@ def alembic_config(*, url: str | None = None, connection: Connection | None = No
         from alembic import command
         command.revision(alembic_config(url="sqlite:///dev.db"), message="...", autogenerate=True)
     """
-    from alembic.config import Config
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    cfg.set_main_option("path_separator", "os")
-    cfg.attributes["url"] = url
-    cfg.attributes["connection"] = connection
-    return cfg
+    return make_alembic_config(MIGRATIONS_DIR, url=url, connection=connection)
 
 
 @functools.cache
 def head_revision() -> str:
     """The newest registry migration shipped with this code."""
-    from alembic.script import ScriptDirectory
-
-    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
-    if len(heads) != 1:
-        raise RegistryError(f"registry migrations must have exactly one head, found {sorted(heads)}")
-    return heads[0]
+    return single_head(alembic_config(), what="registry", error=RegistryError)
 
 
 def _current_revision(conn: Connection) -> str | None:
