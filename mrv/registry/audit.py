@@ -31,6 +31,7 @@ from mrv.registry.models import GENESIS_HASH, AuditLog
 if TYPE_CHECKING:
     from mrv.registry.db import RegistryStore
 
+_TAIL_KEY = "mrv.audit.tail"  # session.info: (transaction, seq, hash) of this transaction's last append
 _PG_AUDIT_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv registry audit chain").digest()[:8], "big", signed=True)
 
 
@@ -87,16 +88,26 @@ def append(session: Session, *, event: Mapping[str, Any]) -> AuditEntry:
     plain = _plain_json(event)
     if _has_float(plain):
         raise AuditError("audit events must not contain floats: use integers or decimal strings")
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
-    last = session.execute(select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)).first()
-    seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.hash)
+    # A second append in the same transaction (lock already held, nothing else can append) follows
+    # on from the first without asking the database again.
+    txn = session.get_transaction()
+    tail = session.info.get(_TAIL_KEY)
+    if tail is not None and txn is not None and tail[0] is txn and not session.in_nested_transaction():
+        seq, prev = tail[1] + 1, tail[2]
+    else:
+        session.info.pop(_TAIL_KEY, None)  # e.g. inside a savepoint: ask the database
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
+        last = session.execute(select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)).first()
+        seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.hash)
     now = datetime.now(timezone.utc)
     created = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     entry = {"seq": seq, "created": created, "event": plain}
     digest = entry_hash(prev, entry)
     session.add(AuditLog(seq=seq, entry=entry, prev_hash=prev, hash=digest, created_at=now))
     session.flush()
+    if not session.in_nested_transaction():
+        session.info[_TAIL_KEY] = (session.get_transaction(), seq, digest)
     return AuditEntry(seq=seq, entry=entry, prev_hash=prev, hash=digest)
 
 

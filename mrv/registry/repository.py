@@ -15,17 +15,18 @@ Where a request keeps what the package said
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from mrv.registry import cadt
-from mrv.registry.checks import CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy
+from mrv.registry.checks import _norm_serial, CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy
 from mrv.registry.models import (
     AcceptedMethodology,
     AccreditedVVB,
@@ -41,6 +42,7 @@ from mrv.registry.models import (
 )
 from mrv.registry.serials import SerialBlock, allocate_block
 
+_DIGITS = re.compile(r"[^0-9]")
 FACTS_KEY = "_facts"
 LABELS_KEY = "_labels"
 
@@ -71,9 +73,16 @@ def utc_midnight(day: date) -> datetime:
 # --------------------------------------------------------------------------- intake check inputs
 
 
-def load_policy(session: Session, *, boundary_overlap_tolerance: float = 0.01) -> RegistryPolicy:
+def load_policy(
+    session: Session, *, boundary_overlap_tolerance: float = 0.01, project_id: str | None = None
+) -> RegistryPolicy:
+    """The registry's policy; with ``project_id``, ``project_developers`` holds that project's
+    developers only (all the intake checks of a package for that project look at)."""
     developers: dict[str, set[str]] = {}
-    for project_id, did in session.execute(select(ProjectDeveloper.project_id, ProjectDeveloper.did)):
+    dev_stmt = select(ProjectDeveloper.project_id, ProjectDeveloper.did)
+    if project_id is not None:
+        dev_stmt = dev_stmt.where(ProjectDeveloper.project_id == project_id)
+    for project_id, did in session.execute(dev_stmt):
         developers.setdefault(project_id, set()).add(did)
     return RegistryPolicy(
         accredited_vvbs=frozenset(session.scalars(select(AccreditedVVB.did))),
@@ -83,18 +92,66 @@ def load_policy(session: Session, *, boundary_overlap_tolerance: float = 0.01) -
     )
 
 
+_PRIOR_COLUMNS = (
+    IntakeRequest.id,
+    IntakeRequest.project_id,
+    IntakeRequest.report_sha256,
+    IntakeRequest.monitoring_period_start,
+    IntakeRequest.monitoring_period_end,
+    IntakeRequest.device_ids,
+    IntakeRequest.status,
+)
+
+
 def load_prior_requests(session: Session) -> list[PriorRequest]:
+    return _prior_requests(session.execute(select(*_PRIOR_COLUMNS)))
+
+
+def load_relevant_prior_requests(session: Session, facts: IntakeFacts) -> list[PriorRequest]:
+    """The earlier requests the double-issuance checks of ``facts`` can fail on: same project, same
+    report digest, or an overlapping monitoring period sharing a meter serial. Evaluating the checks
+    against these gives the same results as against :func:`load_prior_requests` (all requests).
+    Falls back to all requests when the facts lack the project, digest or period."""
+    if not (facts.project_id and facts.report_sha256 and facts.period_start and facts.period_end):
+        return load_prior_requests(session)
+    start, end = facts.period_start, facts.period_end
+    # SQL narrows with a day of slack either side (stored periods are UTC midnights; the exact
+    # comparison on dates, as the checks do it, follows in Python).
+    lo = utc_midnight(start) - timedelta(days=1)
+    hi = utc_midnight(end) + timedelta(days=2)
+    serials = {_norm_serial(m) for m in facts.meter_ids}
+    overlapping = and_(IntakeRequest.monitoring_period_start < hi, IntakeRequest.monitoring_period_end >= lo)
+    if not serials:
+        overlapping = false()  # no meters: another project's request cannot conflict
+    elif session.get_bind().dialect.name == "postgresql":
+        # Only requests sharing a meter serial can conflict. Serials match after trim + casefold,
+        # which never adds, drops or changes ASCII digits: requests whose serials' ASCII digits
+        # match one of ours are a superset of the conflicting ones (exact match in Python below).
+        keys = sorted({_DIGITS.sub("", m) for m in serials})
+        elem = func.jsonb_array_elements_text(IntakeRequest.device_ids).table_valued("value").alias("serial")
+        overlapping = and_(
+            overlapping,
+            select(1).select_from(elem).where(func.regexp_replace(elem.c.value, "[^0-9]", "", "g").in_(keys)).exists(),
+        )
     rows = session.execute(
-        select(
-            IntakeRequest.id,
-            IntakeRequest.project_id,
-            IntakeRequest.report_sha256,
-            IntakeRequest.monitoring_period_start,
-            IntakeRequest.monitoring_period_end,
-            IntakeRequest.device_ids,
-            IntakeRequest.status,
+        select(*_PRIOR_COLUMNS).where(
+            or_(
+                IntakeRequest.project_id == facts.project_id,
+                IntakeRequest.report_sha256 == facts.report_sha256,
+                overlapping,
+            )
         )
     )
+    out = []
+    for p in _prior_requests(rows):
+        if p.project_id == facts.project_id or p.report_sha256 == facts.report_sha256:
+            out.append(p)
+        elif p.period_start <= end and start <= p.period_end and serials & {_norm_serial(m) for m in p.meter_ids}:
+            out.append(p)
+    return out
+
+
+def _prior_requests(rows: Iterable[Any]) -> list[PriorRequest]:
     return [
         PriorRequest(
             project_id=r.project_id,
@@ -552,6 +609,7 @@ __all__ = [
     "load_boundaries",
     "load_policy",
     "load_prior_requests",
+    "load_relevant_prior_requests",
     "stored_facts",
     "stored_labels",
     "token_ids_of_subject",

@@ -262,12 +262,17 @@ class IntakeService:
 
     # ---- submit
 
-    def _check(self, prepared: PreparedPackage) -> tuple[IntakeOutcome, set[str]]:
-        """The intake checks of a prepared package against the registry's current state."""
-        with self.store.session(write=False) as s:
-            policy = repository.load_policy(s)
-            prior = repository.load_prior_requests(s)
-            boundaries = repository.load_boundaries(s)
+    def _check(self, prepared: PreparedPackage, s: Any = None) -> tuple[IntakeOutcome, set[str]]:
+        """The intake checks of a prepared package against the registry's current state (read in
+        ``s`` when given, else in a new read session). The second value: the ids of the earlier
+        requests the double-issuance checks looked at (those that can make them fail)."""
+        if s is None:
+            with self.store.session(write=False) as s:
+                return self._check(prepared, s)
+        facts = prepared.facts
+        policy = repository.load_policy(s, project_id=facts.project_id) if facts.project_id else repository.load_policy(s)
+        prior = repository.load_relevant_prior_requests(s, facts)
+        boundaries = repository.load_boundaries(s)
         outcome = evaluate_intake_checks(prepared, policy=policy, prior_requests=prior, boundaries=boundaries)
         return outcome, {p.request_id for p in prior if p.request_id}
 
@@ -312,9 +317,11 @@ class IntakeService:
             existing = repository.find_by_idempotency_key(s, token_id=principal.token_id, key=key)
             if existing is not None:
                 return self._replay(existing, digest)
-            current = set(s.scalars(select(IntakeRequest.id)))
-            if current != seen:  # requests arrived while the checks ran: check again against them
-                outcome, seen = self._check(prepared)
+            # Under the lock, against committed state: the earlier requests the double-issuance
+            # checks can fail on. If any arrived while the checks ran, check again against them.
+            current = {p.request_id for p in repository.load_relevant_prior_requests(s, prepared.facts) if p.request_id}
+            if current != seen:
+                outcome, seen = self._check(prepared, s)
             f = outcome.facts
             checks = [c.to_dict() for c in outcome.checks]
             missing = [n for n, v in (("project id", f.project_id), ("report digest", f.report_sha256), ("Merkle root", f.merkle_root),
