@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -272,6 +273,10 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None]
 
 
+# Requests that count for double issuance (mrv.registry.checks.NON_COUNTING_STATUSES are the others).
+_COUNTED_STATUSES = text("status NOT IN ('checks_failed', 'rejected')")
+
+
 class IntakeRequest(Base):
     __tablename__ = "intake_requests"
     __table_args__ = (
@@ -280,6 +285,16 @@ class IntakeRequest(Base):
         CheckConstraint("requested_quantity > 0", name="requested_quantity_positive"),
         CheckConstraint("monitoring_period_end >= monitoring_period_start", name="monitoring_period_ordered"),
         Index("ix_intake_requests_project_period", "project_id", "monitoring_period_start", "monitoring_period_end"),
+        # Double-issuance guard, enforced by the DB: one *counting* request per report. Requests
+        # that are checks_failed or rejected do not count (nothing was or will be issued), so the
+        # same report may be submitted again after them (migration 0002).
+        Index(
+            "uq_intake_requests_report_sha256_counted",
+            "report_sha256",
+            unique=True,
+            postgresql_where=_COUNTED_STATUSES,
+            sqlite_where=_COUNTED_STATUSES,
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -290,8 +305,8 @@ class IntakeRequest(Base):
     methodology_id: Mapped[str] = mapped_column(String(100))
     developer_did: Mapped[str] = mapped_column(String(500))
     vvb_did: Mapped[str] = mapped_column(String(500))
-    # The same report can never be submitted twice (double-issuance guard, enforced by the DB).
-    report_sha256: Mapped[str] = mapped_column(String(DIGEST_LENGTH), unique=True)
+    # At most one counting request per report: see uq_intake_requests_report_sha256_counted above.
+    report_sha256: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
     merkle_root: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
     monitoring_period_start: Mapped[datetime]
     monitoring_period_end: Mapped[datetime]

@@ -26,7 +26,7 @@ from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from mrv.registry import cadt
-from mrv.registry.checks import _norm_serial, CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy
+from mrv.registry.checks import NON_COUNTING_STATUSES, _norm_serial, CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy
 from mrv.registry.models import (
     AcceptedMethodology,
     AccreditedVVB,
@@ -56,6 +56,33 @@ ISO2_TO_CADT: Mapping[str, str] = {
     "GB": "United Kingdom", "DE": "Germany", "FR": "France", "ES": "Spain", "IT": "Italy", "AU": "Australia",
     "CA": "Canada", "JP": "Japan", "KR": "Republic of Korea", "SG": "Singapore", "AE": "United Arab Emirates",
 }
+
+
+# --------------------------------------------------------------------------- labels
+
+# Label names a request may ask for (``?label=``, matched case-insensitively, surrounding spaces
+# ignored) -> (the CADT label text stored, its CADT labelType). The CADT labelType picklist has no
+# Article 6 / Letter of Authorization value: a host-country authorization letter is stored as
+# "Letter of Qualification", the closest value.
+_ARTICLE6 = ("Article 6 authorization", cadt.LabelType.LETTER_OF_QUALIFICATION)
+_CORSIA = ("CORSIA eligible", cadt.LabelType.CERTIFICATION)
+KNOWN_LABELS: Mapping[str, tuple[str, cadt.LabelType]] = {
+    "article6": _ARTICLE6,
+    "article 6": _ARTICLE6,
+    "article 6 authorization": _ARTICLE6,
+    "article 6 authorized": _ARTICLE6,
+    "corsia": _CORSIA,
+    "corsia eligible": _CORSIA,
+}
+
+
+def resolve_label(name: str) -> tuple[str, cadt.LabelType] | None:
+    """The CADT label text and labelType of a requested label name, or None if it is not known."""
+    return KNOWN_LABELS.get(" ".join(name.split()).casefold())
+
+
+def accepted_label_names() -> list[str]:
+    return sorted(KNOWN_LABELS)
 
 
 def cadt_country(value: str | None) -> str:
@@ -192,7 +219,14 @@ def find_by_idempotency_key(session: Session, *, token_id: str, key: str) -> Int
 
 
 def find_by_report(session: Session, *, report_sha256: str) -> IntakeRequest | None:
-    return session.scalars(select(IntakeRequest).where(IntakeRequest.report_sha256 == report_sha256)).one_or_none()
+    """The request of ``report_sha256`` that counts for double issuance (any status but
+    ``checks_failed`` and ``rejected``), if any: there is at most one (partial unique index)."""
+    return session.scalars(
+        select(IntakeRequest).where(
+            IntakeRequest.report_sha256 == report_sha256,
+            IntakeRequest.status.not_in(sorted(NON_COUNTING_STATUSES)),
+        )
+    ).one_or_none()
 
 
 def token_ids_of_subject(subject: str) -> Select[tuple[str]]:
@@ -532,11 +566,14 @@ def issue_units(session: Session, *, req: IntakeRequest, registry_code: str, bas
     session.flush()
     label_rows = []
     for text in stored_labels(req):
+        # Requests stored before labels were checked may hold free text: kept as "Certification".
+        resolved = resolve_label(text)
+        label_text, label_type = resolved if resolved is not None else (text, cadt.LabelType.CERTIFICATION)
         label = Label(
             id=uuid.uuid4().hex,
             warehouse_project_id=project.warehouse_project_id,
-            label=text,
-            label_type=cadt.LabelType.CERTIFICATION,
+            label=label_text,
+            label_type=label_type,
             crediting_period_start_date=start,
             crediting_period_end_date=end,
             validity_period_start_date=start,
@@ -592,9 +629,11 @@ def issue_units(session: Session, *, req: IntakeRequest, registry_code: str, bas
 
 __all__ = [
     "FACTS_KEY",
+    "KNOWN_LABELS",
     "LABELS_KEY",
     "IssuanceResult",
     "Page",
+    "accepted_label_names",
     "cadt_country",
     "check_list",
     "checks_json",
@@ -610,6 +649,7 @@ __all__ = [
     "load_policy",
     "load_prior_requests",
     "load_relevant_prior_requests",
+    "resolve_label",
     "stored_facts",
     "stored_labels",
     "token_ids_of_subject",

@@ -62,6 +62,7 @@ ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "appli
 MAX_LABELS = 20
 _PG_INTAKE_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv registry intake").digest()[:8], "big", signed=True)
 _RETRIES = 5
+_REPORT_INDEX = "uq_intake_requests_report_sha256_counted"  # partial unique index (migration 0002)
 _DID = re.compile(r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$")
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -300,8 +301,13 @@ class IntakeService:
             try:
                 return self._store_request(principal=principal, key=key, body=body, quantity=quantity, labels=labels,
                                            digest=digest, outcome=outcome, seen=seen, prepared=prepared)
-            except IntegrityError:
+            except IntegrityError as exc:
+                # A concurrent submission of the same report (or key) committed first: the retry
+                # finds it and answers as for any duplicate (replay or 409 report_already_submitted).
                 if attempt == _RETRIES - 1:
+                    if _REPORT_INDEX in str(exc.orig) or "report_sha256" in str(exc.orig):
+                        raise ApiError(409, "report_already_submitted",
+                                       "this report was submitted concurrently by another request; a report counts once") from None
                     raise
             except DBAPIError as exc:
                 if not _is_retryable(exc) or attempt == _RETRIES - 1:
@@ -338,7 +344,8 @@ class IntakeService:
                 extra = {"request_id": dup.id} if dup.token_id == principal.token_id else {}
                 raise ApiError(409, "report_already_submitted",
                                f"report {f.report_sha256} was already submitted (request status {RequestStatus(dup.status).value}); "
-                               "a report can be submitted once", checks=checks, **extra)
+                               "a report can be submitted again only after every earlier request with it was "
+                               "checks_failed or rejected", checks=checks, **extra)
             req = create_request(
                 s,
                 token_id=principal.token_id,
@@ -577,15 +584,21 @@ def create_app(*, db_url: str, registry_code: str = DEFAULT_REGISTRY_CODE, base_
         principal: Developer,
         quantity: Annotated[int, Query(ge=1, le=MAX_BLOCK, description="Units requested (whole tCO2e)")],
         idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200)],
-        label: Annotated[list[str] | None, Query(max_length=MAX_LABELS, description="A CADT label for the units (repeatable)")] = None,
+        label: Annotated[list[str] | None, Query(max_length=MAX_LABELS, description="A label for the units (repeatable): article6 / Article 6 authorization, CORSIA / CORSIA eligible")] = None,
     ) -> JSONResponse:
         """Submit a verification package (with its VVB statement) for issuance."""
         if _CONTROL.search(idempotency_key):
             raise ApiError(422, "invalid_request", "Idempotency-Key must not contain control characters")
-        labels = [x.strip() for x in (label or [])]
-        for x in labels:
-            if not x or len(x) > 200 or _CONTROL.search(x):
-                raise ApiError(422, "invalid_request", "each label must be 1-200 characters without control characters")
+        labels = []
+        for x in (label or []):
+            resolved = repository.resolve_label(x)
+            if resolved is None:
+                accepted = repository.accepted_label_names()
+                raise ApiError(422, "unknown_label",
+                               f"unknown label {x.strip()[:200]!r}; accepted label names (case-insensitive): {', '.join(accepted)}",
+                               accepted_labels=accepted)
+            if resolved[0] not in labels:
+                labels.append(resolved[0])  # stored as the CADT label text
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype not in ZIP_TYPES:
             raise ApiError(415, "unsupported_media_type", "send the verification package as Content-Type: application/zip")

@@ -231,10 +231,13 @@ def test_idempotent_retry_returns_the_original_and_conflict_is_409(live):
     assert _count(server.store, "intake_requests") == before[0]
     conflict = submit(client, tokens["developer"], chain["package"], quantity=101, key="retry-key-1")
     assert conflict.status_code == 409 and conflict.json()["error"] == "idempotency_conflict"
-    # another key, the same report: refused (a report is submitted once), nothing stored
-    dup = submit(client, tokens["developer"], chain["package"], quantity=100, key="retry-key-2")
+    # another key, the same report: accepted, the earlier request was rejected (it does not count);
+    # while this one counts, a third key is refused and nothing is stored
+    again = submit(client, tokens["developer"], chain["package"], quantity=100, key="retry-key-2")
+    assert again.status_code == 201, again.text
+    dup = submit(client, tokens["developer"], chain["package"], quantity=100, key="retry-key-3")
     assert dup.status_code == 409 and dup.json()["error"] == "report_already_submitted"
-    assert _count(server.store, "intake_requests") == 1
+    assert _count(server.store, "intake_requests") == 2
 
 
 def test_unregistered_developer_gets_a_stored_failed_request_and_owners_only_read(live):
