@@ -19,9 +19,7 @@ import hashlib
 import json
 import os
 import re
-import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,7 +30,7 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Engine, create_engine, event, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -40,6 +38,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mrv.migrations_env import make_alembic_config, single_head
+from mrv.sqlstore import WRITE_OPTION, create_store_engine
 from mrv.artifacts import ArtifactRef
 from mrv.errors import LineageError
 from mrv.lineage.codeversion import code_version
@@ -51,8 +50,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-_WRITE = "mrv_lineage_write"  # connection execution option: this transaction writes
-_SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE = WRITE_OPTION
 # Serialises concurrent `migrate()` calls on one PostgreSQL server (transaction-scoped lock).
 _PG_MIGRATION_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv lineage migrations").digest()[:8], "big", signed=True)
 _MAX_ERROR_CHARS = 64_000
@@ -356,17 +354,7 @@ class LineageStore:
             return self._engine
 
     def _create_engine(self) -> Engine:
-        if self._backend == "sqlite":
-            database = self._url.database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                parent = Path(database).expanduser().resolve().parent
-                if not parent.is_dir():
-                    raise LineageError(f"lineage store {self.url}: directory {parent} does not exist")
-            engine = create_engine(self._url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
-            event.listen(engine, "connect", _sqlite_on_connect)
-            event.listen(engine, "begin", _sqlite_on_begin)
-            return engine
-        return create_engine(self._url, pool_pre_ping=True)
+        return create_store_engine(self._url, label=f"lineage store {self.url}", error=LineageError)
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
@@ -809,39 +797,3 @@ def _unknown_run(run_id: object) -> LineageError:
 
 def _unknown_step(step_id: object) -> LineageError:
     return LineageError(f"unknown step id {step_id!r}: no such step in the lineage store")
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's implicit BEGIN is deferred
-    # and emitted lazily, which makes writers deadlock-prone under concurrency).
-    dbapi_connection.isolation_level = None
-    cur = dbapi_connection.cursor()
-    try:
-        cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        _sqlite_enable_wal(cur)
-    finally:
-        cur.close()
-
-
-def _sqlite_enable_wal(cur: Any) -> None:
-    # WAL: readers never block the writer. The setting is persistent, so usually this only reads it.
-    # Switching needs an exclusive lock and SQLite reports "locked" without waiting on the busy
-    # handler, so first-time concurrent openers retry.
-    if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() in ("wal", "memory"):
-        return
-    deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_MS / 1000
-    while True:
-        try:
-            cur.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    # Writers take the write lock up front, so two writers queue on busy_timeout instead of one
-    # failing with "database is locked" when upgrading a read lock.
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")

@@ -18,20 +18,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
-import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from mrv.migrations_env import make_alembic_config, single_head
+from mrv.sqlstore import WRITE_OPTION, create_store_engine
 from mrv.errors import RegistryError
 from mrv.registry.models import VERSION_TABLE
 
@@ -41,8 +40,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
-_WRITE = "mrv_registry_write"  # connection execution option: this transaction writes
-_SQLITE_BUSY_TIMEOUT_MS = 30_000
+_WRITE = WRITE_OPTION
 # Serialises concurrent migrate() calls on one PostgreSQL server (transaction-scoped lock).
 _PG_MIGRATION_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv registry migrations").digest()[:8], "big", signed=True)
 
@@ -129,17 +127,7 @@ class RegistryStore:
             return self._engine
 
     def _create_engine(self) -> Engine:
-        if self._backend == "sqlite":
-            database = self._url.database
-            if database and database != ":memory:" and not database.startswith("file:"):
-                parent = Path(database).expanduser().resolve().parent
-                if not parent.is_dir():
-                    raise RegistryError(f"registry store {self.url}: directory {parent} does not exist")
-            engine = create_engine(self._url, connect_args={"timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000})
-            event.listen(engine, "connect", _sqlite_on_connect)
-            event.listen(engine, "begin", _sqlite_on_begin)
-            return engine
-        return create_engine(self._url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        return create_store_engine(self._url, label=f"registry store {self.url}", error=RegistryError, pool_size=10, max_overflow=20)
 
     @contextmanager
     def connection(self, *, write: bool) -> Iterator[Connection]:
@@ -204,29 +192,3 @@ class RegistryStore:
     def current_revision(self) -> str | None:
         with self.connection(write=False) as conn:
             return _current_revision(conn)
-
-
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # SQLAlchemy's "begin" event issues BEGIN itself (pysqlite's implicit BEGIN is lazy and
-    # deferred, which makes concurrent writers deadlock-prone).
-    dbapi_connection.isolation_level = None
-    cur = dbapi_connection.cursor()
-    try:
-        cur.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        if str(cur.execute("PRAGMA journal_mode").fetchone()[0]).lower() not in ("wal", "memory"):
-            deadline = time.monotonic() + _SQLITE_BUSY_TIMEOUT_MS / 1000
-            while True:  # switching to WAL needs an exclusive lock and does not wait on busy_timeout
-                try:
-                    cur.execute("PRAGMA journal_mode=WAL")
-                    break
-                except sqlite3.OperationalError as exc:
-                    if "locked" not in str(exc) or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-    finally:
-        cur.close()
-
-
-def _sqlite_on_begin(conn: Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
