@@ -62,22 +62,20 @@ def sensor_monitoring(settings: dict[str, Any], run_id: str, project_digest: str
     return finish_run(settings, run_id, calc["calculation"], validated["validation_result"], validated["quarantine"])
 
 
-def run_project_flow(settings: MRVSettings, project_path, *, run_id: str) -> dict[str, Any]:
-    """Run :func:`sensor_monitoring` for a registered run; marks the run failed if the flow fails."""
-    from mrv.pipeline import open_workspace
-    from mrv.project import load_project
-
-    spec = load_project(project_path)
-    _, _, lineage = open_workspace(settings)
-    info = lineage.get_run(run_id)
+def run_project_flow(settings: MRVSettings, *, run_id: str) -> dict[str, Any]:
+    """Run :func:`sensor_monitoring` for a registered run (its project file as registered, not as it
+    may have changed on disk since); marks the run failed if the flow fails."""
+    ctx = pipeline.RunContext.open(settings, run_id=run_id)
+    digest = ctx.lineage.get_run(run_id).project_file_digest
+    spec = pipeline.load_spec(ctx, digest)
     try:
         return sensor_monitoring(
             settings.model_dump(mode="json"),
             run_id,
-            info.project_file_digest,
+            digest,
             [m.id for m in spec.data_sources.meters],
             len(spec.data_sources.cross_checks),
         )
     except BaseException:
-        lineage.finish_run(run_id, status="failed")
+        ctx.lineage.finish_run(run_id, status="failed")
         raise

@@ -100,7 +100,7 @@ def run_with_progress(settings: MRVSettings, project: Path, *, verbose: bool = F
 
     def work() -> None:
         try:
-            outcome["summary"] = run_project_flow(settings, project, run_id=run_id)
+            outcome["summary"] = run_project_flow(settings, run_id=run_id)
         except BaseException as exc:  # reported below, in the main thread
             outcome["error"] = exc
 
