@@ -65,14 +65,51 @@ class ParameterSpec:
         return asdict(self)
 
 
+SourceKind = Literal["meters", "instruments", "devices"]
+
+
 @dataclass(frozen=True, slots=True)
 class MonitoredSpec:
-    """Monitored data a methodology consumes, and the contract (in ``data_contracts/``) that applies."""
+    """Monitored data a methodology consumes, and the contract (in ``data_contracts/``) that applies.
+
+    ``source`` says which section of the project file's ``data_sources`` feeds it: electricity
+    ``meters``, measuring ``instruments`` (flow, gas analysers, thermocouples; one time series per
+    instrument), or a ``devices`` fleet (one series per device, declared in a device registry file).
+    """
 
     name: str
     description: str
     contract: str
     unit: str
+    source: SourceKind = "meters"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class EquationSpec:
+    """One equation as the methodology writes it, for ``mrv methodologies show`` and the docs."""
+
+    symbol: str
+    expression: str
+    unit: str
+    clause: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """A named quantity :meth:`Methodology.calculate` returns."""
+
+    symbol: str
+    description: str
+    unit: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +174,8 @@ class Methodology(ABC):
     info: MethodologyInfo
     parameters: tuple[ParameterSpec, ...] = ()
     monitored: tuple[MonitoredSpec, ...] = ()
+    equations: tuple[EquationSpec, ...] = ()
+    outputs: tuple[OutputSpec, ...] = ()
 
     @property
     def id(self) -> str:
