@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, task, unmapped
 
-from mrv import pipeline
+from mrv import pipeline, sources
 from mrv.settings import MRVSettings
 
 
@@ -45,6 +45,28 @@ def calculate(settings: dict[str, Any], run_id: str, project_digest: str, valida
     return _digests(pipeline.calculate(ctx, project_digest=project_digest, validated=validated, cross_checks=cross_checks))
 
 
+@task(name="ingest-instrument", task_run_name="ingest-{instrument_id}")
+def ingest_instrument(settings: dict[str, Any], run_id: str, project_digest: str, instrument_id: str) -> dict[str, str]:
+    return _digests(sources.ingest_instrument(_ctx(settings, run_id), project_digest=project_digest, instrument_id=instrument_id))
+
+
+@task(name="ingest-devices")
+def ingest_devices(settings: dict[str, Any], run_id: str, project_digest: str) -> dict[str, str]:
+    return _digests(sources.ingest_devices(_ctx(settings, run_id), project_digest=project_digest))
+
+
+@task(name="validate-dataset")
+def validate_dataset(settings: dict[str, Any], run_id: str, project_digest: str, readings: dict[str, str], registry: str | None) -> dict[str, str]:
+    ctx = _ctx(settings, run_id)
+    return _digests(sources.validate_dataset(ctx, project_digest=project_digest, readings=readings, registry=registry))
+
+
+@task(name="calculate-dataset")
+def calculate_dataset(settings: dict[str, Any], run_id: str, project_digest: str, validated: str, registry: str | None) -> dict[str, str]:
+    ctx = _ctx(settings, run_id)
+    return _digests(pipeline.calculate(ctx, project_digest=project_digest, validated=validated, registry=registry))
+
+
 @task(name="finish-run")
 def finish_run(settings: dict[str, Any], run_id: str, calculation: str, validation_result: str, quarantine: str) -> dict[str, Any]:
     return pipeline.finish_run(_ctx(settings, run_id), calculation=calculation, validation_result=validation_result, quarantine=quarantine)
@@ -62,6 +84,21 @@ def sensor_monitoring(settings: dict[str, Any], run_id: str, project_digest: str
     return finish_run(settings, run_id, calc["calculation"], validated["validation_result"], validated["quarantine"])
 
 
+@flow(name="source-monitoring", flow_run_name="monitoring-{run_id}", log_prints=True)
+def source_monitoring(settings: dict[str, Any], run_id: str, project_digest: str, kind: str, instrument_ids: list[str]) -> dict[str, Any]:
+    """Instruments (per instrument, in parallel) or a device fleet: ingest -> validate -> calculate -> summary."""
+    registry: str | None = None
+    if kind == "instruments":
+        ingested = ingest_instrument.map(unmapped(settings), unmapped(run_id), unmapped(project_digest), instrument_ids)
+        readings = {i: f.result()[f"readings/{i}"] for i, f in zip(instrument_ids, ingested)}
+    else:
+        out = ingest_devices(settings, run_id, project_digest)
+        readings, registry = {"devices": out["readings/devices"]}, out["device_registry"]
+    validated = validate_dataset(settings, run_id, project_digest, readings, registry)
+    calc = calculate_dataset(settings, run_id, project_digest, validated["validated"], registry)
+    return finish_run(settings, run_id, calc["calculation"], validated["validation_result"], validated["quarantine"])
+
+
 def run_project_flow(settings: MRVSettings, *, run_id: str) -> dict[str, Any]:
     """Run :func:`sensor_monitoring` for a registered run (its project file as registered, not as it
     may have changed on disk since); marks the run failed if the flow fails."""
@@ -69,6 +106,11 @@ def run_project_flow(settings: MRVSettings, *, run_id: str) -> dict[str, Any]:
     digest = ctx.lineage.get_run(run_id).project_file_digest
     spec = pipeline.load_spec(ctx, digest)
     try:
+        kind = sources.source_kind(spec)
+        if kind != "meters":
+            return source_monitoring(
+                settings.model_dump(mode="json"), run_id, digest, kind, [i.id for i in spec.data_sources.instruments]
+            )
         return sensor_monitoring(
             settings.model_dump(mode="json"),
             run_id,

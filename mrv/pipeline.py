@@ -512,20 +512,27 @@ def validation_document(outcome: Any) -> dict[str, Any]:
 
 
 def calculate(
-    ctx: RunContext, *, project_digest: str, validated: str, cross_checks: Sequence[str] = ()
+    ctx: RunContext, *, project_digest: str, validated: str, cross_checks: Sequence[str] = (), registry: str | None = None
 ) -> dict[str, ArtifactRef]:
-    """Run the project's methodology on validated data; the output holds results and the full trace."""
+    """Run the project's methodology on validated data; the output holds results and the full trace.
+
+    ``registry``: the device-registry artifact, for methodologies reading a device fleet.
+    """
     spec = load_spec(ctx, project_digest)
     methodology = get_methodology(spec.methodology)
     inputs = {"validated": ctx.store.ref(validated)}
     inputs.update({f"cross_check/{i}": ctx.store.ref(d) for i, d in enumerate(cross_checks)})
+    if registry is not None:
+        inputs["device_registry"] = ctx.store.ref(registry)
     params = {
         "methodology": methodology.id,
-        "parameters": spec.methodology_parameters(),
+        "parameters": methodology_parameters(spec),
         "period": [spec.monitoring_period.start_utc.isoformat(), spec.monitoring_period.end_utc.isoformat()],
         "meters": [m.model_dump(mode="json") for m in spec.data_sources.meters],
-        "capacity_kw": spec.installed_capacity.kw,
+        "capacity_kw": spec.capacity_kw,
     }
+    if spec.data_sources.instruments:
+        params["instruments"] = [i.model_dump(mode="json") for i in spec.data_sources.instruments]
 
     ahead = _AHEAD.take(ctx.run_id, project_digest, validated, tuple(cross_checks))
 
@@ -534,7 +541,8 @@ def calculate(
             doc = ahead.result()
         else:
             invoices = [read_parquet_artifact(ctx.store, d) for d in cross_checks]
-            doc = calculation_document(spec, read_parquet_artifact(ctx.store, validated), invoices)
+            records = None if registry is None else json.loads(ctx.store.read_bytes(registry))
+            doc = calculation_document(spec, read_parquet_artifact(ctx.store, validated), invoices, registry=records)
         return {"calculation": put_json(ctx.store, doc, name="calculation.json")}
 
     return run_step(ctx, name=STEP_CALCULATE, parameters=params, inputs=inputs, compute=compute)
@@ -594,22 +602,42 @@ def _calculate_ahead(ctx: RunContext, project_digest: str, valid: pd.DataFrame) 
     return cross_checks, fut
 
 
-def calculation_document(spec: ProjectSpec, validated: pd.DataFrame, invoices: Sequence[pd.DataFrame] = ()) -> dict[str, Any]:
+def methodology_parameters(spec: ProjectSpec) -> dict[str, Any]:
+    """The project's raw parameters for its methodology (``project_type`` only where declared)."""
+    methodology = get_methodology(spec.methodology)
+    return spec.methodology_parameters(accepts={p.symbol for p in methodology.parameters})
+
+
+def calculation_document(
+    spec: ProjectSpec,
+    validated: pd.DataFrame,
+    invoices: Sequence[pd.DataFrame] = (),
+    *,
+    registry: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """Pure: the calculation artifact (results, parameters, treatments, trace) from validated data.
 
     Shared by the pipeline and by a verifier's replay, so both compute exactly the same thing.
+    ``registry``: device-registry records (JSON form) for methodologies reading a device fleet.
     """
+    from mrv.sources import dataset_key
+
     methodology = get_methodology(spec.methodology)
-    datasets: dict[str, pd.DataFrame] = {"meter_readings": validated}
+    datasets: dict[str, pd.DataFrame] = {dataset_key(spec): validated}
     if invoices:
         datasets["invoices"] = pd.concat(list(invoices), ignore_index=True)
+    sources: dict[str, Any] = {"meters": [m.model_dump(mode="json") for m in spec.data_sources.meters], "capacity_kw": spec.capacity_kw}
+    if spec.data_sources.instruments:
+        sources["instruments"] = [i.model_dump(mode="json") for i in spec.data_sources.instruments]
+    if registry is not None:
+        sources["devices"] = list(registry)
     data = MonitoringInput(
         start=spec.monitoring_period.start_utc,
         end=spec.monitoring_period.end_utc,
         datasets=datasets,
-        sources={"meters": [m.model_dump(mode="json") for m in spec.data_sources.meters], "capacity_kw": spec.installed_capacity.kw},
+        sources=sources,
     )
-    result = methodology.run(raw_parameters=spec.methodology_parameters(), data=data)
+    result = methodology.run(raw_parameters=methodology_parameters(spec), data=data)
     period = spec.monitoring_period
     return {
         "project_id": spec.project.id,
@@ -676,6 +704,10 @@ def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None =
     try:
         # Frames written by one step are handed to the next in memory (the artifacts are still written).
         with _FRAMES.activate():
+            from mrv.sources import source_kind
+
+            if source_kind(spec) != "meters":
+                return _run_local_sources(ctx, digest, spec, max_workers=max_workers)
             with ThreadPoolExecutor(max_workers=max_workers) as pool:
                 futs = {m.id: pool.submit(ingest_meter, ctx, project_digest=digest, meter_id=m.id) for m in spec.data_sources.meters}
                 readings = {m: f.result()[f"readings/{m}"].digest for m, f in futs.items()}
@@ -690,3 +722,21 @@ def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None =
         raise
     finally:
         _AHEAD.forget(run_id)
+
+
+def _run_local_sources(ctx: RunContext, digest: str, spec: ProjectSpec, *, max_workers: int) -> dict[str, Any]:
+    """:func:`run_local` for instrument and device-fleet projects (:mod:`mrv.sources`)."""
+    from mrv import sources
+
+    registry: str | None = None
+    if sources.source_kind(spec) == "instruments":
+        with ThreadPoolExecutor(max_workers=max_workers) as pool:
+            futs = {i.id: pool.submit(sources.ingest_instrument, ctx, project_digest=digest, instrument_id=i.id) for i in spec.data_sources.instruments}
+            readings = {k: f.result()[f"readings/{k}"].digest for k, f in futs.items()}
+    else:
+        out = sources.ingest_devices(ctx, project_digest=digest)
+        readings = {"devices": out["readings/devices"].digest}
+        registry = out["device_registry"].digest
+    v = sources.validate_dataset(ctx, project_digest=digest, readings=readings, registry=registry)
+    c = calculate(ctx, project_digest=digest, validated=v["validated"].digest, registry=registry)
+    return finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)

@@ -10,6 +10,7 @@ import glob
 from datetime import date, datetime, time, timedelta, timezone
 from enum import Enum
 from pathlib import Path
+from collections.abc import Container
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +25,9 @@ METHODOLOGY_ID_PATTERN = r"^[A-Z]+:[A-Z0-9-]+:\d+(\.\d+)*$"
 class ProjectType(str, Enum):
     wind = "wind"
     solar = "solar"
-    other = "other"
+    other = "other"  # other grid-connected renewables (ACM0002: hydro, geothermal, ...)
+    landfill_gas = "landfill_gas"
+    clean_cooking = "clean_cooking"
 
 
 class MeterDirection(str, Enum):
@@ -97,16 +100,63 @@ class CrossCheck(_Model):
     unit: Literal["kWh", "MWh"] = "MWh"
 
 
+class Instrument(_Model):
+    """A measuring instrument (flow meter, gas analyser, thermocouple, flame detector): one time series.
+
+    Several instruments may read from the same files, each from its own ``column``. Values are
+    converted from ``unit`` to the unit the methodology declares for ``quantity`` at ingest.
+    """
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    quantity: str = Field(min_length=1, description="A quantity symbol the methodology declares (instrument_quantities)")
+    unit: str = Field(min_length=1, description="Unit of the values in the files (pint syntax)")
+    files: str = Field(description="Glob, relative to the project file")
+    column: str = Field(min_length=1)
+    timestamp_column: str = "timestamp"
+    timezone: str = "UTC"
+    timestamp_label: Literal["start", "end"] = "start"
+    interval_minutes: int = Field(default=1, gt=0, le=1440)
+    accuracy: float | None = Field(default=None, gt=0, le=100, description="Maximum permissible error [%]")
+    serial: str | None = None
+    calibrations: tuple[Calibration, ...] = ()
+    attributes: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
+
+
+class DeviceFleet(_Model):
+    """A fleet of metered devices: a registry file (one row per device) and long-format readings."""
+
+    registry: str = Field(description="CSV, relative to the project file: device_id, serial, commissioned, accuracy_class, calibration_valid_from, calibration_valid_to, ...")
+    files: str = Field(description="Glob of long-format readings files (.csv or .parquet)")
+    id_column: str = "device_id"
+    timestamp_column: str = "timestamp"
+    value_column: str = "value"
+    unit: Literal["Wh", "kWh", "MWh"] = "kWh"
+    timezone: str = "UTC"
+    timestamp_label: Literal["start", "end"] = "start"
+    interval_minutes: int = Field(default=15, gt=0, le=1440)
+
+    _tz = field_validator("timezone")(classmethod(lambda cls, v: _check_tz(v)))
+
+
 class DataSources(_Model):
-    meters: tuple[Meter, ...] = Field(min_length=1)
+    """Where monitored data comes from. Which sections a project needs depends on its methodology
+    (``MonitoredSpec.source``); at least one must be present."""
+
+    meters: tuple[Meter, ...] = ()
+    instruments: tuple[Instrument, ...] = ()
+    devices: DeviceFleet | None = None
     cross_checks: tuple[CrossCheck, ...] = ()
 
     @model_validator(mode="after")
     def _unique(self) -> "DataSources":
-        ids = [m.id for m in self.meters]
+        if not self.meters and not self.instruments and self.devices is None:
+            raise ValueError("no data sources: declare meters, instruments or devices")
+        ids = [m.id for m in self.meters] + [i.id for i in self.instruments]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
-            raise ValueError(f"duplicate meter id(s): {', '.join(dup)}")
+            raise ValueError(f"duplicate meter/instrument id(s): {', '.join(dup)}")
         return self
 
 
@@ -181,7 +231,7 @@ class ProjectSpec(_Model):
     methodology: str = Field(pattern=METHODOLOGY_ID_PATTERN)
     boundary: Boundary
     monitoring_period: MonitoringPeriod
-    installed_capacity: Capacity
+    installed_capacity: Capacity | None = None
     data_sources: DataSources
     parameters: dict[str, Any] = Field(default_factory=dict)
     registry: RegistryTarget | None = None
@@ -197,6 +247,24 @@ class ProjectSpec(_Model):
             raise ProjectSpecError(f"meter {meter.id}: no files match {meter.files!r} (looked in {self.base_dir})")
         return files
 
+    def source_files(self, pattern: str, *, what: str) -> list[Path]:
+        """Files matching a glob relative to the project file, sorted; none is an error naming ``what``."""
+        files = sorted(Path(p) for p in glob.glob(str(self.base_dir / pattern)))
+        if not files:
+            raise ProjectSpecError(f"{what}: no files match {pattern!r} (looked in {self.base_dir})")
+        return files
+
+    def instrument(self, instrument_id: str) -> Instrument:
+        for i in self.data_sources.instruments:
+            if i.id == instrument_id:
+                return i
+        have = ", ".join(i.id for i in self.data_sources.instruments) or "none"
+        raise ProjectSpecError(f"no instrument {instrument_id!r} in the project (have: {have})")
+
+    @property
+    def capacity_kw(self) -> float | None:
+        return None if self.installed_capacity is None else self.installed_capacity.kw
+
     def meter(self, meter_id: str) -> Meter:
         for m in self.data_sources.meters:
             if m.id == meter_id:
@@ -206,10 +274,12 @@ class ProjectSpec(_Model):
     def resolve(self, rel: str) -> Path:
         return (self.base_dir / rel).resolve()
 
-    def methodology_parameters(self) -> dict[str, Any]:
-        """Parameters from the YAML, plus ``project_type`` from the project section."""
+    def methodology_parameters(self, *, accepts: Container[str] = ("project_type",)) -> dict[str, Any]:
+        """Parameters from the YAML, plus ``project_type`` from the project section when the
+        methodology declares such a parameter (``accepts``: the methodology's parameter symbols)."""
         params = dict(self.parameters)
-        params.setdefault("project_type", {"value": self.project.type.value, "source": "project file: project.type"})
+        if "project_type" in accepts:
+            params.setdefault("project_type", {"value": self.project.type.value, "source": "project file: project.type"})
         return params
 
 

@@ -25,6 +25,9 @@ from mrv.contracts import validate_readings as run_contract
 from mrv.errors import MethodologyError, ReplayError
 from mrv.ingest.invoices import read_invoices
 from mrv.ingest.meters import read_meter_files
+from mrv.ingest.series import read_device_files, read_device_registry, read_instrument_files
+from mrv.sources import dataset_context, instrument_unit, registry_from_records
+from mrv.sources import registry_records as registry_records_of
 from mrv.methodology.registry import get as get_methodology
 from mrv.package import verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
@@ -154,6 +157,30 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             readings.append(df)
             _compare(result, f"ingest {meter.id}", by_role, f"readings/{meter.id}", frame_to_parquet_bytes(df))
 
+        # 1b. instruments and device fleets (mrv.sources), per the methodology's data source
+        registry_records: list[dict[str, Any]] | None = None
+        for inst in spec.data_sources.instruments:
+            raws = sorted((e for e in manifest.entries if e.role.startswith(f"raw/{inst.id}/")), key=lambda e: e.role)
+            if not raws:
+                raise ReplayError(f"{package}: no raw input files for instrument {inst.id}")
+            paths = [extract(e.path, root / "raw" / inst.id / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
+            df = read_instrument_files(paths, instrument=inst, unit=instrument_unit(spec, inst.id))
+            readings.append(df)
+            _compare(result, f"ingest {inst.id}", by_role, f"readings/{inst.id}", frame_to_parquet_bytes(df))
+        if spec.data_sources.devices is not None:
+            fleet = spec.data_sources.devices
+            reg_entry = next((e for e in manifest.entries if e.role.startswith("raw/devices/registry/")), None)
+            raws = sorted((e for e in manifest.entries if e.role.startswith("raw/devices/") and not e.role.startswith("raw/devices/registry/")), key=lambda e: e.role)
+            if reg_entry is None or not raws:
+                raise ReplayError(f"{package}: the device registry or the device readings files are missing")
+            reg = read_device_registry(extract(reg_entry.path, root / "raw" / "devices-registry" / PurePosixPath(reg_entry.role).name))
+            registry_records = registry_records_of(reg)
+            paths = [extract(e.path, root / "raw" / "devices" / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
+            df = read_device_files(paths, fleet=fleet)
+            readings.append(df)
+            _compare(result, "ingest devices", by_role, "readings/devices", frame_to_parquet_bytes(df))
+            _compare(result, "ingest device registry", by_role, "device_registry", json_bytes(registry_records))
+
         # 2. cross-checks
         invoices: list[pd.DataFrame] = []
         for i, xc in enumerate(spec.data_sources.cross_checks):
@@ -170,7 +197,7 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
         outcome = run_contract(
             concat_readings(readings),
             contract=load_contract(replay_info["contract_id"]),
-            context=contract_context(spec),
+            context=dataset_context(spec, registry=None if registry_records is None else registry_from_records(registry_records)),
             engine=recorded_validation.get("engine", "native"),
         )
         _compare(result, "validate: result", by_role, "validation_result", json_bytes(validation_document(outcome)))
@@ -179,7 +206,7 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
 
         # 4. calculation (from the replayed valid rows)
         recorded_calc = json.loads(zf.read(by_role["calculation"].path))
-        doc = calculation_document(spec, outcome.valid, invoices)
+        doc = calculation_document(spec, outcome.valid, invoices, registry=registry_records)
         _compare(result, "calculate", by_role, "calculation", json_bytes(doc))
         result.issuable_recorded = int(report["credentialSubject"]["issuable_tCO2e"])
         result.issuable_replayed = int(doc["issuable_tCO2e"])

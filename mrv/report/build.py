@@ -89,7 +89,7 @@ def report_subject(
             "type": spec.project.type.value,
             "country": spec.boundary.country,
             "boundary": spec.boundary.geometry,
-            "installedCapacity": {"value": spec.installed_capacity.value, "unit": spec.installed_capacity.unit},
+            "installedCapacity": None if spec.installed_capacity is None else {"value": spec.installed_capacity.value, "unit": spec.installed_capacity.unit},
         },
         "methodology": {
             "id": methodology.id,

@@ -86,3 +86,50 @@ def test_meter_files_glob_must_match(tmp_path):
     (tmp_path / "data" / "b.csv").write_text("x")
     (tmp_path / "data" / "a.csv").write_text("x")
     assert [p.name for p in spec.meter_files(spec.data_sources.meters[0])] == ["a.csv", "b.csv"]
+
+
+GENERIC = """
+project: {id: LFG-1, name: Landfill, type: landfill_gas}
+methodology: "CDM:ACM0001:19.0"
+boundary: {country: BR, geometry: {type: Point, coordinates: [-46.6, -23.5]}}
+monitoring_period: {start: 2023-01-01, end: 2023-12-31}
+data_sources:
+  instruments:
+    - {id: FT-1, quantity: V_t_wb, unit: m3/h, files: "flare*.csv", column: flow,
+       calibrations: [{valid_from: 2023-01-01, valid_to: 2023-12-31}], attributes: {flare_id: FL-1}}
+    - {id: TT-1, quantity: T_flare, unit: degC, files: "flare*.csv", column: t}
+"""
+
+
+def test_instrument_project_needs_no_capacity_or_meters(tmp_path):
+    spec = load_project(write(tmp_path, GENERIC))
+    assert spec.installed_capacity is None and spec.capacity_kw is None
+    assert [i.id for i in spec.data_sources.instruments] == ["FT-1", "TT-1"]
+    assert spec.instrument("FT-1").attributes == {"flare_id": "FL-1"}
+    assert spec.data_sources.meters == ()
+    # project_type is only passed to methodologies that declare it
+    assert "project_type" not in spec.methodology_parameters(accepts={"GWP_CH4"})
+    with pytest.raises(ProjectSpecError, match="no instrument 'XX'"):
+        spec.instrument("XX")
+    with pytest.raises(ProjectSpecError, match=r"instrument FT-1: no files match 'flare\*.csv'"):
+        spec.source_files(spec.instrument("FT-1").files, what="instrument FT-1")
+
+
+def test_data_sources_must_name_something_and_ids_are_unique(tmp_path):
+    empty = GENERIC.split("data_sources:")[0] + "data_sources: {}\n"
+    with pytest.raises(ProjectSpecError, match="no data sources: declare meters, instruments or devices"):
+        load_project(write(tmp_path, empty))
+    dup = GENERIC.replace("id: TT-1", "id: FT-1")
+    with pytest.raises(ProjectSpecError, match=r"duplicate meter/instrument id\(s\): FT-1"):
+        load_project(write(tmp_path, dup))
+
+
+def test_device_fleet_section(tmp_path):
+    text = GENERIC.split("data_sources:")[0].replace("landfill_gas", "clean_cooking") + (
+        "data_sources:\n  devices: {registry: devices.csv, files: 'data/*.parquet', interval_minutes: 15, timezone: Africa/Nairobi}\n"
+    )
+    spec = load_project(write(tmp_path, text))
+    assert spec.data_sources.devices is not None and spec.data_sources.devices.timezone == "Africa/Nairobi"
+    bad = text.replace("Africa/Nairobi", "Mars/Olympus")
+    with pytest.raises(ProjectSpecError, match=r"data_sources.devices.timezone: .*unknown IANA timezone"):
+        load_project(write(tmp_path, bad))
