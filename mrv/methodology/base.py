@@ -18,16 +18,61 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import pandas as pd
 import pint
 
-from mrv.errors import ParameterError
+from mrv.errors import ApplicabilityError, ParameterError
+from mrv.methodology.conservative import ISSUANCE_ROUNDING_CLAUSE, round_down_issuable
 from mrv.methodology.trace import Trace
 from mrv.methodology.units import parse_quantity, to_unit
 
 ParameterKind = Literal["quantity", "choice", "integer", "boolean"]
+
+__all__ = [
+    "Applicability",
+    "CalculationResult",
+    "EquationSpec",
+    "Methodology",
+    "MethodologyInfo",
+    "MonitoredSpec",
+    "MonitoredValue",
+    "MonitoringInput",
+    "OutputSpec",
+    "ParameterKind",
+    "ParameterSpec",
+    "ParameterValue",
+    "SourceKind",
+    "round_down_issuable",
+]
+
+
+class Applicability(str):
+    """One applicability condition: the text of the condition (it *is* the ``str``) and the clause it
+    comes from.
+
+    A plain ``str`` subclass, so ``MethodologyInfo.applicability`` stays a tuple of strings for
+    everything that already reads it; ``mrv methodologies show`` lists ``clause`` separately.
+    Plain strings are still accepted there (their clause is shown as not stated).
+    """
+
+    clause: str | None
+
+    def __new__(cls, condition: str, clause: str | None = None) -> "Applicability":
+        obj = super().__new__(cls, condition)
+        obj.clause = clause
+        return obj
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy/deepcopy/pickle keep the clause
+        return (Applicability, (str(self), self.clause))
+
+    @property
+    def condition(self) -> str:
+        return str(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"condition": str(self), "clause": self.clause}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +85,8 @@ class MethodologyInfo:
     source_document: str
     source_url: str | None = None
     tools: tuple[str, ...] = ()
+    # Conditions as :class:`Applicability` (condition + clause) or plain strings. Declaring them is
+    # documentation; enforcing them is :meth:`Methodology.check_applicability`.
     applicability: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
@@ -77,14 +124,27 @@ class MonitoredSpec:
     instrument), or a ``devices`` fleet (one series per device, declared in a device registry file).
     """
 
+    # name/unit: the key and unit of the monitored value calculate() reads, unless the methodology
+    # declares `aggregated` (then this spec is a dataset and its unit is descriptive).
     name: str
     description: str
-    contract: str
+    contract: str  # id of a contract in data_contracts/ (<contract>.yaml); checked by tests for every methodology
     unit: str
     source: SourceKind = "meters"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class MonitoredValue(NamedTuple):
+    """A value :meth:`Methodology.aggregate` returns and :meth:`Methodology.calculate` reads, when
+    these are not one per :class:`MonitoredSpec` (e.g. one ``instruments`` dataset aggregated into
+    several quantities). Declared in :attr:`Methodology.aggregated`; a plain ``(name, unit,
+    description)`` tuple is accepted too."""
+
+    name: str
+    unit: str
+    description: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,20 +220,21 @@ class CalculationResult:
         }
 
 
-def round_down_issuable(value_tCO2e: float) -> int:
-    """Issuable quantities are whole tCO2e rounded down, never up, and never negative."""
-    if math.isnan(value_tCO2e):
-        raise ParameterError("issuable quantity is NaN")
-    # A tiny epsilon keeps 1234.0000000001-style float noise from losing a whole unit.
-    return max(0, math.floor(value_tCO2e + 1e-9))
-
-
 class Methodology(ABC):
-    """Base class of all calculators. Subclasses set ``info``, ``parameters`` and ``monitored``."""
+    """Base class of all calculators. Subclasses set ``info``, ``parameters`` and ``monitored``
+    (and, for ``mrv methodologies show``, ``equations`` and ``outputs``), implement
+    :meth:`aggregate` and :meth:`calculate`, and may override :meth:`check_applicability`.
+
+    :meth:`run` is the only entry point the pipeline, replay and ``mrv calculate`` use:
+    resolve parameters -> check applicability -> aggregate (if data) -> calculate -> round down.
+    """
 
     info: MethodologyInfo
     parameters: tuple[ParameterSpec, ...] = ()
     monitored: tuple[MonitoredSpec, ...] = ()
+    #: The monitored values calculate() reads, if they differ from the MonitoredSpec names (a
+    #: dataset spec aggregated into several values). Empty: one value per MonitoredSpec, in its unit.
+    aggregated: ClassVar[tuple[MonitoredValue | tuple[str, str, str], ...]] = ()
     equations: tuple[EquationSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
 
@@ -210,6 +271,71 @@ class Methodology(ABC):
             value, unit, source = item.get("value"), item.get("unit"), item.get("source") or "not stated"
             out[spec.symbol] = ParameterValue(spec.symbol, self._coerce(spec, value, unit), spec.unit, str(source))
         return out
+
+    def monitored_values(self) -> tuple[MonitoredValue, ...]:
+        """The values calculate() reads, in order: :attr:`aggregated` if declared, else one per
+        :class:`MonitoredSpec` (name, unit, description)."""
+        if self.aggregated:
+            return tuple(MonitoredValue(*v) for v in self.aggregated)
+        return tuple(MonitoredValue(m.name, m.unit, m.description) for m in self.monitored)
+
+    def resolve_monitored(self, raw: Mapping[str, Any]) -> dict[str, float]:
+        """Check and convert pre-aggregated monitored values ``{name: {value, unit} | bare value}``.
+
+        Names and units are those of :meth:`monitored_values` (the :class:`MonitoredSpec` names,
+        or :attr:`aggregated`). A bare value is taken to be in the declared unit; a value with a
+        ``unit`` is converted to it (pint), so ``{"value": 1500, "unit": "kWh"}`` for an ``MWh``
+        spec becomes ``1.5``. Errors name the monitored value. Missing values are not an error
+        here (:meth:`run` reports them, after ``aggregate`` may have supplied them).
+        """
+        if not isinstance(raw, Mapping):
+            raise ParameterError(f"{self.id}: monitored values must be a mapping of name -> value, got {type(raw).__name__}")
+        known = {v.name: v for v in self.monitored_values()}
+        unknown = sorted(set(raw) - set(known))
+        if unknown:
+            raise ParameterError(
+                f"{self.id}: unknown monitored value(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(known)) or 'none'}"
+            )
+        out: dict[str, float] = {}
+        for name, item in raw.items():
+            spec = known[name]
+            if isinstance(item, Mapping):
+                extra = sorted(set(item) - {"value", "unit", "source", "note"})
+                if extra:
+                    raise ParameterError(f"{self.id}: monitored {name}: unexpected key(s) {', '.join(map(str, extra))} (use value, unit, source)")
+                if "value" not in item:
+                    raise ParameterError(f"{self.id}: monitored {name} has no value")
+                value, unit = item.get("value"), item.get("unit") or spec.unit
+            else:
+                value, unit = item, spec.unit
+            if isinstance(value, bool):
+                raise ParameterError(f"{self.id}: monitored {name} must be a number, got {value!r}")
+            try:
+                fvalue = float(value)
+            except (TypeError, ValueError):
+                raise ParameterError(f"{self.id}: monitored {name} must be a number, got {value!r}") from None
+            if not math.isfinite(fvalue):
+                raise ParameterError(f"{self.id}: monitored {name} must be finite, got {value!r}")
+            q = parse_quantity(fvalue, str(unit), symbol=f"monitored {name}")
+            out[name] = to_unit(q, spec.unit, symbol=f"monitored {name}")
+        return out
+
+    def check_applicability(self, parameters: Mapping[str, ParameterValue]) -> None:
+        """Applicability hook, called by :meth:`run` after the parameters are resolved and before
+        any data is aggregated. Raise :meth:`not_applicable` (an :class:`ApplicabilityError` citing
+        the clause) when a condition of ``info.applicability`` is not met. The default accepts all.
+
+        Conditions that depend on the monitored data (e.g. a minimum reporting coverage) are
+        checked where that data is seen, in :meth:`aggregate` or :meth:`calculate`, with the same
+        helper.
+        """
+
+    def not_applicable(self, message: str, *, clause: str) -> ApplicabilityError:
+        """An :class:`ApplicabilityError` reading ``"<id>: <message>. <clause>"``; ``.clause`` holds
+        the clause. Use as ``raise self.not_applicable("...", clause=...)``."""
+        exc = ApplicabilityError(f"{self.id}: {message}. {clause}")
+        exc.clause = clause  # type: ignore[attr-defined]
+        return exc
 
     def _coerce(self, spec: ParameterSpec, value: Any, unit: str | None) -> float | int | str | bool:
         s = spec.symbol
@@ -257,15 +383,18 @@ class Methodology(ABC):
         monitored: Mapping[str, float] | None = None,
         data: MonitoringInput | None = None,
     ) -> CalculationResult:
-        """Resolve parameters, aggregate (if ``data`` is given) and calculate, with a full trace."""
+        """Resolve parameters, check applicability, aggregate (if ``data`` is given) and calculate,
+        with a full trace. ``monitored`` values are floats in the declared units (see
+        :meth:`resolve_monitored` for raw values with units)."""
         params = self.resolve_parameters(raw_parameters)
+        self.check_applicability(params)
         trace = Trace()
         treatments: list[dict[str, Any]] = []
         values: dict[str, float] = dict(monitored or {})
         if data is not None:
             agg, treatments = self.aggregate(data, trace=trace)
             values.update(agg)
-        missing = [m.name for m in self.monitored if m.name not in values]
+        missing = [v.name for v in self.monitored_values() if v.name not in values]
         if missing:
             raise ParameterError(f"{self.id}: monitored value(s) missing: {', '.join(missing)}")
         quantities = self.calculate(parameters=params, monitored=values, trace=trace)
@@ -275,7 +404,7 @@ class Methodology(ABC):
         issuable = round_down_issuable(er)
         trace.record(
             "ER_issuable_y", issuable, "tCO2e", equation="floor(ER_y)",
-            clause="Conservative rounding: issuance is in whole tCO2e, rounded down", inputs={"ER_y": er},
+            clause=ISSUANCE_ROUNDING_CLAUSE, inputs={"ER_y": er},
         )
         return CalculationResult(
             methodology_id=self.id,

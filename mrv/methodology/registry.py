@@ -8,7 +8,11 @@ from mrv.errors import MethodologyError
 from mrv.methodology.base import Methodology
 
 # Modules that define methodologies. Adding one = one line here (see docs/methodology-guide.md).
-_MODULES: tuple[str, ...] = ("methodologies.cdm_acm0002.v22",)
+_MODULES: tuple[str, ...] = (
+    "methodologies.cdm_acm0002.v22",
+    "methodologies.cdm_acm0001.v19",
+    "methodologies.gs_mecd.v2",
+)
 
 _registry: dict[str, Methodology] = {}
 

@@ -18,6 +18,10 @@ def ureg() -> pint.UnitRegistry:
     reg.define("gram_CO2e = [co2e_mass] = gCO2e")
     reg.define("tonne_CO2e = 1e6 * gram_CO2e = tCO2e")
     reg.define("kilogram_CO2e = 1e3 * gram_CO2e = kgCO2e")
+    # Methodologies and instrument data sheets write cubic metres as "m3" (m3/h, m3/min); pint's
+    # own spelling is m**3. Normal cubic metres (Nm3) are NOT aliased: they mean reference
+    # conditions, which the methodology converts to explicitly.
+    reg.define("m3 = meter ** 3")
     return reg
 
 

@@ -23,12 +23,15 @@ from typing import Any
 from methodologies.cdm_acm0002.v22 import clauses
 from methodologies.cdm_acm0002.v22.monitoring import aggregate_meter_readings
 from methodologies.cdm_tool07 import v7 as tool07
-from mrv.errors import ApplicabilityError, ParameterError
+from mrv.errors import ParameterError
 from mrv.methodology import (
+    Applicability,
+    EquationSpec,
     Methodology,
     MethodologyInfo,
     MonitoredSpec,
     MonitoringInput,
+    OutputSpec,
     ParameterSpec,
     ParameterValue,
     Trace,
@@ -52,14 +55,26 @@ class ACM0002(Methodology):
         source_url="https://cdm.unfccc.int/methodologies/PAmethodologies/approved",
         tools=(tool07.TOOL_ID,),
         applicability=(
-            "Grid-connected renewable power generation: hydro, wind, geothermal, solar, wave or tidal "
-            "(ACM0002 v22.0, 'Applicability').",
-            "Project activity is (a) construction and operation of a greenfield power plant; the methodology also "
-            "covers (b) capacity addition, (c) retrofit, (d) rehabilitation/refurbishment and (e) replacement, "
-            "which this calculator does not implement (ApplicabilityError).",
-            "Electricity is supplied to a grid; the grid emission factor follows TOOL07 (combined margin).",
-            "EG_facility,y is the net electricity supplied to the grid, metered at the grid connection "
-            "(export and import meters).",
+            Applicability(
+                "Grid-connected renewable power generation: hydro, wind, geothermal, solar, wave or tidal "
+                "(ACM0002 v22.0, 'Applicability').",
+                clause="ACM0002 v22.0, 'Applicability'",
+            ),
+            Applicability(
+                "Project activity is (a) construction and operation of a greenfield power plant; the methodology also "
+                "covers (b) capacity addition, (c) retrofit, (d) rehabilitation/refurbishment and (e) replacement, "
+                "which this calculator does not implement (ApplicabilityError).",
+                clause=clauses.APPLICABILITY,
+            ),
+            Applicability(
+                "Electricity is supplied to a grid; the grid emission factor follows TOOL07 (combined margin).",
+                clause=tool07.CLAUSE_CM,
+            ),
+            Applicability(
+                "EG_facility,y is the net electricity supplied to the grid, metered at the grid connection "
+                "(export and import meters).",
+                clause=clauses.EG_FACILITY,
+            ),
         ),
     )
 
@@ -86,6 +101,34 @@ class ACM0002(Methodology):
         MonitoredSpec("EG_import_y", "Electricity imported from the grid in the period", contract="meter_readings", unit="MWh"),
     )
 
+    equations = (
+        EquationSpec("w_OM, w_BM", "default weights by project_type and crediting_period", "dimensionless",
+                     tool07.CLAUSE_WEIGHTS),
+        EquationSpec("EF_grid_CM_y", "EF_grid_OM_y × w_OM + EF_grid_BM_y × w_BM  (or a published EF_grid_CM_y)",
+                     EF_UNIT, tool07.CLAUSE_CM),
+        EquationSpec("EG_facility_y", "EG_export_y − EG_import_y", "MWh", clauses.EG_FACILITY),
+        EquationSpec("EG_PJ_y", "EG_facility_y  (greenfield)", "MWh", clauses.EG_PJ_GREENFIELD),
+        EquationSpec("BE_y", "EG_PJ_y × EF_grid_CM_y", "tCO2e", clauses.BE),
+        EquationSpec("PE_y", "PE_y (parameter); 0 for wind and solar when not given", "tCO2e", clauses.PE),
+        EquationSpec("LE_y", "0", "tCO2e", clauses.LE),
+        EquationSpec("ER_y", "BE_y − PE_y − LE_y", "tCO2e", clauses.ER),
+    )
+
+    outputs = (
+        OutputSpec("EF_grid_CM_y", "Combined margin CO2 emission factor of the grid", EF_UNIT),
+        OutputSpec("EG_facility_y", "Net electricity supplied to the grid by the project plant", "MWh"),
+        OutputSpec("EG_PJ_y", "Net electricity attributable to the project activity", "MWh"),
+        OutputSpec("BE_y", "Baseline emissions", "tCO2e"),
+        OutputSpec("PE_y", "Project emissions", "tCO2e"),
+        OutputSpec("LE_y", "Leakage emissions", "tCO2e"),
+        OutputSpec("ER_y", "Emission reductions (before rounding; issuable = floor, never negative)", "tCO2e"),
+    )
+
+    def check_applicability(self, parameters: Mapping[str, ParameterValue]) -> None:
+        activity = str(parameters["project_activity"].value)
+        if activity not in SUPPORTED_ACTIVITIES:
+            raise self.not_applicable(f"project_activity {activity!r} is not supported", clause=clauses.APPLICABILITY)
+
     def aggregate(self, data: MonitoringInput, *, trace: Trace) -> tuple[dict[str, float], list[dict[str, Any]]]:
         return aggregate_meter_readings(data, trace=trace)
 
@@ -94,9 +137,6 @@ class ACM0002(Methodology):
     ) -> dict[str, tuple[float, str]]:
         p = {k: v.value for k, v in parameters.items()}
         project_type = str(p["project_type"])
-        activity = str(p["project_activity"])
-        if activity not in SUPPORTED_ACTIVITIES:
-            raise ApplicabilityError(f"{self.id}: project_activity {activity!r} is not supported. {clauses.APPLICABILITY}")
         crediting_period = int(p.get("crediting_period", 1))
 
         # TOOL07 v07.0 Step 6: combined margin (or a published CM)

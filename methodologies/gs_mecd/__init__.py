@@ -1,0 +1,1 @@
+"""Gold Standard "Methodology for Metered & Measured Energy Cooking Devices" (MECD)."""
