@@ -7,6 +7,7 @@ STAMP := $(VENV)/.installed
 
 export GX_ANALYTICS_ENABLED := false
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export DO_NOT_TRACK := 1
 
 .PHONY: install demo test bench-sensor clean

@@ -10,6 +10,7 @@ import os
 import sys
 import threading
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -40,6 +41,16 @@ def _mount_registry() -> None:
 
 _mount_registry()
 
+
+def _mount_methodologies() -> None:
+    from mrv.methodology.cli import calculate, methodologies_app
+
+    app.add_typer(methodologies_app, name="methodologies")
+    app.command("calculate")(calculate)
+
+
+_mount_methodologies()
+
 # emoji=False: "did:key:z6Mk..." must not become "did🔑z6Mk...".
 console = Console(emoji=False)
 err_console = Console(stderr=True, emoji=False)
@@ -68,6 +79,8 @@ def _quiet_prefect(settings: MRVSettings, *, verbose: bool) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # Prefect's default 20 s for the ephemeral server to come up is too short on a loaded 2-core laptop.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
@@ -201,19 +214,44 @@ def run(
         _print_summary(summary)
 
 
+class SampleProject(str, Enum):
+    wind = "wind"
+    landfill = "landfill"
+    cooking = "cooking"
+
+
+def generate_sample(sample: SampleProject, target: Path, *, seed: int) -> Path:
+    """Write the chosen sample project under ``target``; returns its project file."""
+    if sample is SampleProject.landfill:
+        from mrv.sample.landfill import generate_landfill_project
+
+        return generate_landfill_project(target, seed=seed)
+    if sample is SampleProject.cooking:
+        from mrv.sample.cooking import generate_cooking_project
+
+        return generate_cooking_project(target, seed=seed)
+    from mrv.sample import generate_demo_project
+
+    return generate_demo_project(target, seed=seed)
+
+
 @app.command()
 def demo(
     data_dir: DataDir = None,
     project_dir: Annotated[Optional[Path], typer.Option(help="Where to write the sample project (default <data-dir>/demo-project).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the sample-data generator.")] = 7,
+    sample: Annotated[SampleProject, typer.Option("--sample", help="Which bundled sample project to generate and run.")] = SampleProject.wind,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Generate the bundled sample wind project (with realistic faults) and run it end to end."""
-    from mrv.sample import generate_demo_project
+    """Generate a bundled sample project (with realistic faults) and run it end to end.
 
+    wind: 50 MW wind farm, CDM ACM0002; landfill: landfill-gas flare with a year of minute data,
+    CDM ACM0001 + TOOL06; cooking: 1,500 metered electric cookers, Gold Standard MECD.
+    """
     settings = _settings(data_dir)
-    target = project_dir or (settings.home.expanduser().resolve() / "demo-project")
-    project = generate_demo_project(target, seed=seed)
+    name = "demo-project" if sample is SampleProject.wind else f"demo-{sample.value}"
+    target = project_dir or (settings.home.expanduser().resolve() / name)
+    project = generate_sample(sample, target, seed=seed)
     console.print(f"Sample project written to [bold]{project}[/] (see README.txt there for the injected faults)\n", highlight=False)
     try:
         summary = run_with_progress(settings, project, verbose=verbose)
@@ -307,7 +345,7 @@ def _demo_registry_chain(settings: MRVSettings, run_id: str, package: Path, *, d
             for path, body in (
                 ("/v1/admin/vvbs", {"did": vvb_did}),
                 ("/v1/admin/developers", {"project_id": _package_project(package), "did": dev_did}),
-                ("/v1/admin/methodologies", {"id": "CDM:ACM0002:22.0"}),
+                ("/v1/admin/methodologies", {"id": _package_subject(package)["methodology"]["id"]}),
             ):
                 client.post(path, json=body, headers=h).raise_for_status()
             entry = submit(package, registry_url=url, token=developer, outbox=Outbox(home / "outbox.db"))
@@ -330,11 +368,15 @@ def _demo_registry_chain(settings: MRVSettings, run_id: str, package: Path, *, d
         thread.join(timeout=10)
 
 
-def _package_project(package: Path) -> str:
+def _package_subject(package: Path) -> dict[str, Any]:
     import zipfile
 
     with zipfile.ZipFile(package) as zf:
-        return json.loads(zf.read("signatures/report.json"))["credentialSubject"]["project"]["id"]
+        return json.loads(zf.read("signatures/report.json"))["credentialSubject"]
+
+
+def _package_project(package: Path) -> str:
+    return _package_subject(package)["project"]["id"]
 
 
 @keys_app.command("new")

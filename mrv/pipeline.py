@@ -346,11 +346,12 @@ def ingest_cross_check(ctx: RunContext, *, project_digest: str, index: int) -> d
 
 
 def contract_context(spec: ProjectSpec) -> ContractContext:
+    """The meter-readings contract's run facts: the period, the meters as series, the capacity."""
     return ContractContext(
         period_start=spec.monitoring_period.start_utc,
         period_end=spec.monitoring_period.end_utc,
-        meters=spec.data_sources.meters,
-        capacity_kw=spec.installed_capacity.kw,
+        sources=spec.data_sources.meters,
+        capacity_kw=spec.capacity_kw,  # None when the project states none: only rules using it then fail
     )
 
 
@@ -631,6 +632,8 @@ def calculation_document(
         sources["instruments"] = [i.model_dump(mode="json") for i in spec.data_sources.instruments]
     if registry is not None:
         sources["devices"] = list(registry)
+    if spec.data_sources.devices is not None:
+        sources["device_interval_minutes"] = spec.data_sources.devices.interval_minutes
     data = MonitoringInput(
         start=spec.monitoring_period.start_utc,
         end=spec.monitoring_period.end_utc,

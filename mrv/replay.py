@@ -147,14 +147,15 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
         root = Path(tmp)
 
         # 1. ingest: raw files -> normalised readings, per meter
-        readings: list[pd.DataFrame] = []
+        # Keyed by series id and concatenated in sorted key order, as the pipeline's validate step does.
+        readings: dict[str, pd.DataFrame] = {}
         for meter in spec.data_sources.meters:
             raws = sorted((e for e in manifest.entries if e.role.startswith(f"raw/{meter.id}/")), key=lambda e: e.role)
             if not raws:
                 raise ReplayError(f"{package}: no raw input files for meter {meter.id}")
             paths = [extract(e.path, root / "raw" / meter.id / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
             df = read_meter_files(paths, meter=meter)
-            readings.append(df)
+            readings[meter.id] = df
             _compare(result, f"ingest {meter.id}", by_role, f"readings/{meter.id}", frame_to_parquet_bytes(df))
 
         # 1b. instruments and device fleets (mrv.sources), per the methodology's data source
@@ -165,7 +166,7 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
                 raise ReplayError(f"{package}: no raw input files for instrument {inst.id}")
             paths = [extract(e.path, root / "raw" / inst.id / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
             df = read_instrument_files(paths, instrument=inst, unit=instrument_unit(spec, inst.id))
-            readings.append(df)
+            readings[inst.id] = df
             _compare(result, f"ingest {inst.id}", by_role, f"readings/{inst.id}", frame_to_parquet_bytes(df))
         if spec.data_sources.devices is not None:
             fleet = spec.data_sources.devices
@@ -177,7 +178,7 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             registry_records = registry_records_of(reg)
             paths = [extract(e.path, root / "raw" / "devices" / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
             df = read_device_files(paths, fleet=fleet)
-            readings.append(df)
+            readings["devices"] = df
             _compare(result, "ingest devices", by_role, "readings/devices", frame_to_parquet_bytes(df))
             _compare(result, "ingest device registry", by_role, "device_registry", json_bytes(registry_records))
 
@@ -195,7 +196,7 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
         # 3. contract
         recorded_validation = json.loads(zf.read(by_role["validation_result"].path))
         outcome = run_contract(
-            concat_readings(readings),
+            concat_readings([readings[k] for k in sorted(readings)]),
             contract=load_contract(replay_info["contract_id"]),
             context=dataset_context(spec, registry=None if registry_records is None else registry_from_records(registry_records)),
             engine=recorded_validation.get("engine", "native"),

@@ -25,6 +25,8 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mrv import __version__
 from mrv.artifacts import LocalArtifactStore
 from mrv.errors import ReportError
@@ -130,6 +132,48 @@ def report_subject(
     }
 
 
+def chart_frames(
+    spec: ProjectSpec, validated: pd.DataFrame, quarantine: pd.DataFrame, gaps: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """The validated and quarantined rows shaped for the monitored-series chart (pure).
+
+    Meters chart as they are (daily energy per meter). A device fleet charts as one panel of daily
+    fleet energy (thousands of per-device panels or gap marks would say nothing). Instruments chart
+    one panel per instrument with the daily mean in the methodology's unit. Gap rows get a
+    ``meter_id`` label so the chart can mark them.
+    """
+    from mrv.sources import source_kind
+
+    kind = source_kind(spec)
+    if kind == "meters":
+        return validated, quarantine, {}
+
+    def relabel(df: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+        out = pd.DataFrame({"meter_id": labels.to_numpy(), "ts": df["ts"].to_numpy(), "value": df["value"].to_numpy()})
+        if "calibration_valid" in df:
+            out["calibration_valid"] = df["calibration_valid"].to_numpy()
+        out["ts"] = pd.to_datetime(out["ts"], utc=True)
+        return out
+
+    if kind == "devices":
+        label = f"device fleet ({validated['device_id'].nunique()} devices reporting)"
+        return (
+            relabel(validated, pd.Series([label] * len(validated))),
+            relabel(quarantine, pd.Series([label] * len(quarantine))),
+            {"gaps": False},
+        )
+    units = {f"{i.id} · {i.quantity}": str(validated.loc[validated["instrument_id"] == i.id, "unit"].iloc[0]) if (validated["instrument_id"] == i.id).any() else "" for i in spec.data_sources.instruments}
+    names = {i.id: f"{i.id} · {i.quantity}" for i in spec.data_sources.instruments}
+    for g in gaps:
+        if "instrument_id" in g:
+            g["meter_id"] = names.get(str(g["instrument_id"]), str(g["instrument_id"]))
+    return (
+        relabel(validated, validated["instrument_id"].astype(str).map(names)),
+        relabel(quarantine, quarantine["instrument_id"].astype(str).map(lambda x: names.get(x, x))),
+        {"how": "mean", "units": units},
+    )
+
+
 def plain_json(obj: Any) -> Any:
     """JSON round trip: the signer accepts plain JSON types only (and refuses NaN)."""
     return json.loads(json.dumps(obj, default=str, allow_nan=False))
@@ -187,8 +231,11 @@ def build_report(
     # The twin is rendered from the subject that gets signed, with the signature details known in
     # advance (all but the proof value); its digests go into the subject, so the signature covers it.
     doc = {**plain_json(subject), "gaps": plain_json(validation.get("gaps", [])), "signature": signature_preview}
-    series = read_parquet_artifact(store, outputs["validated"])
-    quarantine = read_parquet_artifact(store, outputs["quarantine"])
+    series, quarantine, hint = chart_frames(
+        spec, read_parquet_artifact(store, outputs["validated"]), read_parquet_artifact(store, outputs["quarantine"]), doc["gaps"]
+    )
+    if hint:
+        doc["series_chart"] = hint
     html = render_html(doc, series=series, quarantine=quarantine)
     pdf = render_pdf(doc, series=series, quarantine=quarantine)
     subject["renderings"] = [

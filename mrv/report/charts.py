@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from mrv.errors import ReportError
@@ -106,7 +107,7 @@ def _check_columns(df: pd.DataFrame, *, name: str, required: Sequence[str]) -> N
         raise ReportError(f"{name} frame lacks column(s) {', '.join(missing)} (has: {', '.join(map(str, df.columns))})")
 
 
-def daily_energy(series: pd.DataFrame, *, timezone: str) -> pd.DataFrame:
+def daily_energy(series: pd.DataFrame, *, timezone: str, how: Literal["sum", "mean"] = "sum") -> pd.DataFrame:
     """Energy per meter and local calendar day: columns ``meter_id, day, kwh, readings``.
 
     ``series`` has ``meter_id``, ``ts`` (tz-aware) and ``value`` [kWh]; ``day`` is the date in
@@ -123,7 +124,7 @@ def daily_energy(series: pd.DataFrame, *, timezone: str) -> pd.DataFrame:
             "kwh": pd.to_numeric(series["value"], errors="raise").astype(float).to_numpy(),
         }
     )
-    out = frame.groupby(["meter_id", "day"], sort=True).agg(kwh=("kwh", "sum"), readings=("kwh", "size")).reset_index()
+    out = frame.groupby(["meter_id", "day"], sort=True).agg(kwh=("kwh", how), readings=("kwh", "size")).reset_index()
     return out
 
 
@@ -197,10 +198,15 @@ def series_chart(
     timezone: str = "UTC",
     period: tuple[date, date] | None = None,
     fmt: ImageFormat = "svg",
+    how: Literal["sum", "mean"] = "sum",
+    units: Mapping[str, str] | None = None,
 ) -> bytes:
     """Daily energy of each meter (one panel per meter) with gaps, quarantined readings and
-    calibration lapses marked. ``period`` (inclusive local dates) fixes the x range."""
-    daily = daily_energy(series, timezone=timezone)
+    calibration lapses marked. ``period`` (inclusive local dates) fixes the x range.
+
+    Series that are not energy (instrument readings) pass ``how="mean"`` and ``units`` (panel ->
+    unit): each panel then shows the daily mean of valid readings in that unit."""
+    daily = daily_energy(series, timezone=timezone, how=how)
     qdays = _quarantine_days(quarantine, timezone=timezone)
     gspans = _gap_spans(gaps, timezone=timezone)
     cspans = _calibration_spans(series, timezone=timezone)
@@ -228,6 +234,8 @@ def series_chart(
             kwh = d["kwh"].to_numpy(dtype=float)
             peak = float(kwh.max()) if len(kwh) else 0.0
             scale, unit = (1000.0, "MWh/day") if peak >= 1000.0 else (1.0, "kWh/day")
+            if units is not None:
+                scale, unit = 1.0, f"{units.get(meter, '')} (daily mean)"
             x = pd.to_datetime(pd.Series(d["day"])).to_numpy()
             if len(x):
                 # Each day drawn as a step over [day, day + 1); a day without readings breaks the line.
@@ -236,7 +244,7 @@ def series_chart(
                 ys = full.to_numpy()
                 ax.fill_between(xs, ys, step="post", color=ENERGY, alpha=0.35, linewidth=0)
                 ax.step(xs, ys, where="post", color=ENERGY, linewidth=0.5)
-                used["energy"] = Patch(facecolor=ENERGY, alpha=0.5, label="daily energy (valid readings)")
+                used["energy"] = Patch(facecolor=ENERGY, alpha=0.5, label="daily energy (valid readings)" if units is None else "daily mean (valid readings)")
             for start, end in cspans.get(meter, []):
                 ax.axvspan(start, end, color=CALIBRATION, alpha=0.30, linewidth=0)
                 used["calibration"] = Patch(facecolor=CALIBRATION, alpha=0.45, label="outside calibration (MPE)")
@@ -255,10 +263,11 @@ def series_chart(
                     ax.annotate(f"{count} quarantined", xy=(mdates.date2num(day + pd.Timedelta(hours=12)), 0.93), xycoords=ax.get_xaxis_transform(), xytext=(5, -2), textcoords="offset points", fontsize=6.5, color="#7a5200", va="top")
                 used["quarantine"] = Line2D([], [], linestyle="none", marker="^", color=QUARANTINE, markeredgecolor="#7a5200", label="quarantined readings")
             ax.set_title(meter, loc="left", fontweight="bold")
-            if len(kwh):
+            if len(kwh) and units is None:
                 ax.set_title(f"Σ {_fmt_energy(float(kwh.sum()))} (valid readings)", loc="right", fontsize=7, color="#444444")
             ax.set_ylabel(unit)
-            ax.set_ylim(bottom=0)
+            if units is None or (len(kwh) and float(np.nanmin(kwh)) >= 0):
+                ax.set_ylim(bottom=0)
             ax.margins(x=0)
             ax.grid(axis="y", color="#dddddd", linewidth=0.5)
             ax.set_axisbelow(True)

@@ -542,7 +542,7 @@ def build_document(report: Mapping[str, Any], *, has_series: bool = False) -> Do
         pm_rows = tuple(Row((m,) + tuple(fmt_number(contract[k].get(m)) for k in per_meter_keys)) for m in meters)
         c_blocks.append(Table(cols, pm_rows, caption="Per meter", font="small"))
     g_rows = tuple(
-        Row((_text(g.get("meter_id")), fmt_time(g.get("gap_start")), fmt_time(g.get("gap_end")), fmt_number(g.get("hours")), fmt_number(g.get("missing_intervals")), _text(g.get("position"))))
+        Row((_text(g.get("meter_id", g.get("instrument_id", g.get("device_id")))), fmt_time(g.get("gap_start")), fmt_time(g.get("gap_end")), fmt_number(g.get("hours")), fmt_number(g.get("missing_intervals")), _text(g.get("position"))))
         for g in gaps
     )
     if g_rows:
@@ -649,7 +649,13 @@ def _images(
     out: dict[str, bytes] = {}
     start, end, tz = _period(report)
     if "series" in doc.figures and series is not None:
-        out["series"] = charts.series_chart(series=series, quarantine=quarantine, gaps=_opt_list(report, "gaps"), timezone=tz, period=(start, end), fmt=fmt)
+        # Non-meter runs (instruments, device fleets) pass chart hints next to the subject (mrv.report.build).
+        hint = report.get("series_chart") or {}
+        gaps = _opt_list(report, "gaps") if hint.get("gaps", True) else []
+        out["series"] = charts.series_chart(
+            series=series, quarantine=quarantine, gaps=gaps, timezone=tz, period=(start, end), fmt=fmt,
+            how=hint.get("how", "sum"), units=hint.get("units"),
+        )
     if "map" in doc.figures:
         out["map"] = charts.boundary_map(report["project"]["boundary"], fmt=fmt)
     return out

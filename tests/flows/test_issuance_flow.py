@@ -123,7 +123,7 @@ def test_issuance_flow_on_prefect_submits_polls_publishes_and_records_lineage(li
             "timeout_s": 240.0, "interval_s": 0.5, "cadt_url": node.url,
             "outbox_path": str(tmp_path / "outbox.db"),  # per test: loopback ports (outbox keys) can repeat
         }
-        env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
                "GX_ANALYTICS_ENABLED": "false", "MRV_REGISTRY_TOKEN": tokens["developer"], "MRV_CADT_API_KEY": adapter.API_KEY}
         env.pop("MRV_HOME", None)
         script = "import json, sys\nfrom flows.issuance import issuance\nprint('RESULT ' + json.dumps(issuance(**json.loads(sys.argv[1]))))\n"

@@ -20,7 +20,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
     env.update(
         {
             "PREFECT_HOME": str(tmp_path / "prefect"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
             "GX_ANALYTICS_ENABLED": "false",
             "COLUMNS": "200",
         }
