@@ -5,16 +5,20 @@ yields plain expectation configurations (``type``, ``kwargs``, ``meta`` — the 
 uses). Both evaluators consume exactly these: the ``gx`` engine after turning them into a
 ``gx.ExpectationSuite`` (:func:`compile_suite`), the ``native`` engine directly.
 
-Some rules compare a reading with a per-meter quantity that is not in the tidy frame (the
-capacity bound for that meter's interval, the step to the previous reading, whether a calibration
-covered the reading). A rule declares those *derived columns* by name (``derive: [...]``); the
-registry :data:`DERIVATIONS` computes them vectorised before validation.
+Some rules compare a reading with a per-series quantity that is not in the tidy frame (the
+capacity bound for that series' interval, the step to the previous reading, whether a calibration
+covered the reading, the series' total that day). A rule declares those *derived columns* by name
+(``derive: [...]``); the registry :data:`DERIVATIONS` computes them vectorised before validation,
+per series of the contract's ``key`` column.
 
 Template syntax
     ``${period.start}`` / ``${period.end}``   ISO 8601 UTC instants (end exclusive)
     ``${period.label}``                       ``2023-01-01..2023-12-31`` (for messages)
-    ``${meters.ids}``                         list of declared meter ids
-    ``${capacity_kw}``                        installed capacity [kW]
+    ``${sources.ids}``                        list of declared series ids (``${meters.ids}``: the same)
+    ``${capacity_kw}``                        installed capacity [kW]; a contract using it (or a
+                                              derivation needing it) requires it in the context
+    ``${values.<dotted.name>}``               a value the pipeline passes (``ContractContext.values``;
+                                              nested mappings are walked, e.g. ``${values.param.NCV}``)
     ``${<param>}``                            a value from the rule's ``params``
     A string that is exactly one reference becomes that value (a list stays a list); references
     inside longer text are interpolated (lists joined with ", "). In ``reason`` only,
@@ -44,13 +48,14 @@ import pyarrow.compute as pc
 import yaml
 from pydantic import ValidationError
 
-from mrv.contracts.model import Contract, ContractContext, Rule, Severity, Stage
+from mrv.contracts.model import Contract, ContractContext, Rule, SeriesSource, Severity, Stage
 from mrv.errors import ContractError
-from mrv.project import Meter, ReadingKind
+from mrv.project import ReadingKind
 
 if TYPE_CHECKING:  # pragma: no cover
     import great_expectations as gx
 
+# The tidy meter readings (the input columns of a contract keyed on meter_id, see Contract.input_columns).
 TIDY_COLUMNS: tuple[str, ...] = ("meter_id", "ts", "value", "unit", "register", "source_file", "source_row")
 CONTRACTS_PACKAGE = "data_contracts"
 
@@ -75,17 +80,31 @@ def is_row_level(expectation: str) -> bool:
 # --------------------------------------------------------------------------- templates
 
 _REF = re.compile(r"\$\{([^{}]*)\}")
-_CONTEXT_NAMES = ("period.start", "period.end", "period.label", "meters.ids", "capacity_kw")
+_CONTEXT_NAMES = ("period.start", "period.end", "period.label", "sources.ids", "meters.ids", "capacity_kw")
+VALUES_PREFIX = "values."
 
 
 def context_values(context: ContractContext) -> dict[str, Any]:
-    return {
+    """Every ``${name}`` the context defines (``capacity_kw`` only when the context has one)."""
+    out: dict[str, Any] = {
         "period.start": context.period_start.astimezone(timezone.utc).isoformat(),
         "period.end": context.period_end.astimezone(timezone.utc).isoformat(),
         "period.label": context.period_label,
-        "meters.ids": context.meter_ids,
-        "capacity_kw": float(context.capacity_kw),
+        "sources.ids": context.source_ids,
+        "meters.ids": context.source_ids,  # the name the meter contract was written with
     }
+    if context.capacity_kw is not None:
+        out["capacity_kw"] = float(context.capacity_kw)
+
+    def walk(prefix: str, value: Any) -> None:
+        out[prefix] = value
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}", v)
+
+    for k, v in context.values.items():
+        walk(f"{VALUES_PREFIX}{k}", v)
+    return out
 
 
 def _refs(value: Any) -> Iterable[str]:
@@ -210,15 +229,15 @@ def format_values(s: pd.Series) -> pa.Array:
     return pc.fill_null(text.cast(TEXT), "missing")
 
 
-# --------------------------------------------------------------------------- per-meter keys
+# --------------------------------------------------------------------------- per-series keys
 
 
 @dataclass(frozen=True)
 class GroupedView:
-    """Rows with a known meter and timestamp, grouped by meter and time-sorted within each group.
+    """Rows with a known series and timestamp, grouped by series and time-sorted within each group.
 
     ``perm`` maps view position -> row position; it is ``None`` when the frame already is in that
-    shape (ingest writes one time-sorted block per meter), which is checked in O(n) so the common
+    shape (ingest writes one time-sorted block per series), which is checked in O(n) so the common
     case needs no sort at all.
     """
 
@@ -241,33 +260,35 @@ class GroupedView:
 
 
 @dataclass(frozen=True)
-class MeterKeys:
-    """Per-row meter codes and UTC microsecond timestamps, computed once per frame.
+class SeriesKeys:
+    """Per-row series codes (from the ``key`` column) and UTC microsecond timestamps, computed
+    once per frame.
 
-    Codes index ``ids``: declared meters first (context order), then undeclared ids in order of
-    appearance; ``-1`` for a missing ``meter_id``.
+    Codes index ``ids``: declared series first (context order), then undeclared ids in order of
+    appearance; ``-1`` for a missing key.
     """
 
     codes: np.ndarray
     ids: tuple[str, ...]
-    meters: tuple[Meter, ...]
+    sources: tuple[SeriesSource, ...]
     ts: np.ndarray
     ts_ok: np.ndarray
-    grouped_hint: bool = False  # rows known to be grouped per meter and time-sorted
+    grouped_hint: bool = False  # rows known to be grouped per series and time-sorted
+    key: str = "meter_id"  # the key column the codes come from
 
     @classmethod
-    def build(cls, frame: pd.DataFrame, meters: Sequence[Meter]) -> "MeterKeys":
-        declared = {m.id: i for i, m in enumerate(meters)}
-        ids = [m.id for m in meters]
-        mid = frame["meter_id"]
+    def build(cls, frame: pd.DataFrame, sources: Sequence[SeriesSource], *, key: str = "meter_id") -> "SeriesKeys":
+        declared = {m.id: i for i, m in enumerate(sources)}
+        ids = [m.id for m in sources]
+        mid = frame[key]
         if isinstance(mid.dtype, pd.CategoricalDtype) and all(str(c) in declared for c in mid.cat.categories):
-            # Every category is a declared meter: its codes map straight onto ``ids`` (no
+            # Every category is a declared series: its codes map straight onto ``ids`` (no
             # factorisation pass; undeclared ids, whose order is by appearance, cannot occur).
             # Narrow codes: at fleet scale every full-length array costs memory bandwidth.
             code_type = np.int16 if len(ids) < 32_000 else np.int32
             remap = np.array([declared[str(c)] for c in mid.cat.categories] + [-1], dtype=code_type)
             codes = remap[mid.cat.codes.to_numpy()]  # code -1 (missing) -> last slot -> -1
-            return cls(codes, tuple(ids), tuple(meters), *cls._utc_us(frame["ts"]))
+            return cls(codes, tuple(ids), tuple(sources), *cls._utc_us(frame["ts"]), key=key)
         fcodes, uniques = pd.factorize(mid, use_na_sentinel=True)
         remap = np.empty(len(uniques) + 1, dtype=np.int64)
         for j, u in enumerate(np.asarray(uniques, dtype=object).tolist()):
@@ -278,7 +299,7 @@ class MeterKeys:
             remap[j] = declared[u]
         remap[-1] = -1  # factorize's NA sentinel -1 indexes this slot
         codes = remap[np.asarray(fcodes, dtype=np.int64)]
-        return cls(codes, tuple(ids), tuple(meters), *cls._utc_us(frame["ts"]))
+        return cls(codes, tuple(ids), tuple(sources), *cls._utc_us(frame["ts"]), key=key)
 
     @staticmethod
     def _utc_us(ts_series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -298,21 +319,21 @@ class MeterKeys:
 
     @property
     def n_declared(self) -> int:
-        return len(self.meters)
+        return len(self.sources)
 
-    def subset(self, mask: np.ndarray) -> "MeterKeys":
+    def subset(self, mask: np.ndarray) -> "SeriesKeys":
         """Keys of the rows where ``mask`` is True (order kept). If this frame is known to be
         grouped already, so is any subset: the check is skipped."""
         grouped = "view" in self.__dict__ and self.view.perm is None
-        return MeterKeys(self.codes[mask], self.ids, self.meters, self.ts[mask], self.ts_ok[mask], grouped_hint=grouped)
+        return SeriesKeys(self.codes[mask], self.ids, self.sources, self.ts[mask], self.ts_ok[mask], grouped_hint=grouped, key=self.key)
 
-    def per_meter(self, values: Sequence[Any], *, unknown: Any, dtype: Any) -> np.ndarray:
-        """Broadcast one value per declared meter to rows (``unknown`` for other rows)."""
+    def per_source(self, values: Sequence[Any], *, unknown: Any, dtype: Any) -> np.ndarray:
+        """Broadcast one value per declared series to rows (``unknown`` for other rows)."""
         table = np.empty(len(self.ids) + 1, dtype=dtype)
         table[: len(values)] = values
         table[len(values) :] = unknown
         if len(values) and len(self.ids) == len(values) and len(self.codes) and (table[0] == table[:-1]).all():
-            # One value for every declared meter (the usual fleet): a fill, unless a row lacks a meter.
+            # One value for every declared series (the usual fleet): a fill, unless a row lacks a key.
             # Read-only and stride 0: no 52 M-row allocation (fresh memory is the dominant cost at
             # fleet scale); consumers only read derived columns.
             if int(self.codes.min()) >= 0:
@@ -340,7 +361,7 @@ class MeterKeys:
 
     @staticmethod
     def _is_grouped(codes: np.ndarray, ts: np.ndarray, starts: np.ndarray) -> bool:
-        """One contiguous block per meter, time-sorted within it (O(n), no sort)."""
+        """One contiguous block per series, time-sorted within it (O(n), no sort)."""
         if len(np.unique(codes[starts])) != len(starts):
             return False
         ordered = ts[1:] >= ts[:-1]
@@ -350,7 +371,7 @@ class MeterKeys:
 
 # --------------------------------------------------------------------------- derivations
 
-DeriveFn = Callable[[pd.DataFrame, MeterKeys, ContractContext, Mapping[str, Any]], "np.ndarray | pd.Categorical"]
+DeriveFn = Callable[[pd.DataFrame, SeriesKeys, ContractContext, Mapping[str, Any]], "np.ndarray | pd.Categorical"]
 
 
 @dataclass(frozen=True)
@@ -359,54 +380,93 @@ class Derivation:
     description: str
     compute: DeriveFn
     params: tuple[str, ...] = ()
+    needs_capacity: bool = False  # reads ContractContext.capacity_kw (checked at compile time)
 
 
 US_PER_MINUTE = 60_000_000
 US_PER_HOUR = 3_600_000_000
+US_PER_DAY = 86_400_000_000
 
 
-def _meter_reading(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> pd.Categorical:
+def float_values(s: pd.Series) -> np.ndarray:
+    """A float column as float64 with NaN for missing; no copy for a NumPy float64 column
+    (``to_numpy(na_value=...)`` always copies)."""
+    if s.dtype == np.float64:
+        return s.to_numpy()
+    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _meter_reading(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> pd.Categorical:
     kinds = [k.value for k in ReadingKind]
-    per = [kinds.index(m.reading.value) for m in keys.meters]
-    return pd.Categorical.from_codes(keys.per_meter(per, unknown=-1, dtype=np.int8), categories=kinds)
+    # Sources that are not meters have no reading kind: null, like an undeclared meter.
+    per = [kinds.index(r.value) if (r := getattr(m, "reading", None)) is not None else -1 for m in keys.sources]
+    return pd.Categorical.from_codes(keys.per_source(per, unknown=-1, dtype=np.int8), categories=kinds)
 
 
-def _interval_minutes(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
-    return keys.per_meter([float(m.interval_minutes) for m in keys.meters], unknown=np.nan, dtype=np.float64)
+def _interval_minutes(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    return keys.per_source([float(m.interval_minutes) for m in keys.sources], unknown=np.nan, dtype=np.float64)
 
 
-def _capacity_limit_kwh(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+def _capacity_limit_kwh(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
     # Installed capacity bound: no interval can hold more than capacity x interval length, plus a
     # tolerance for meter error and short overloads.
+    if context.capacity_kw is None:  # compile_contract refuses this earlier; kept for direct callers
+        raise ContractError("derivation capacity_limit_kwh needs the installed capacity (capacity_kw) in the contract context")
     tol = float(params["tolerance"])
-    limits = [context.capacity_kw * m.interval_minutes / 60.0 * (1.0 + tol) for m in keys.meters]
-    return keys.per_meter(limits, unknown=np.nan, dtype=np.float64)
+    limits = [context.capacity_kw * m.interval_minutes / 60.0 * (1.0 + tol) for m in keys.sources]
+    return keys.per_source(limits, unknown=np.nan, dtype=np.float64)
 
 
-def _interval_step_minutes(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+def _interval_step_minutes(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
     v = keys.view
     step = np.empty(len(v.ts), dtype=np.float64)
     if len(v.ts):
         np.subtract(v.ts[1:], v.ts[:-1], out=step[1:], casting="unsafe")
         step /= US_PER_MINUTE
-        step[v.bounds[:-1]] = np.nan  # each meter's first reading has no previous one
+        step[v.bounds[:-1]] = np.nan  # each series' first reading has no previous one
     return v.scatter(step, n=keys.n, fill=np.nan)
 
 
-def calibration_windows_us(meter: Meter) -> list[tuple[int, int]]:
+def _daily_total(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    # Per series and UTC calendar day, the sum of `value` on every row of that series-day (e.g. a
+    # device's energy that day, for a plausibility bound). Missing values add nothing, so a hole
+    # in the data cannot hide an implausible day; rows without key or time get null.
+    v = keys.view
+    if len(v.ts) == 0:
+        return np.full(keys.n, np.nan)
+    vals = float_values(frame["value"])
+    vals = vals if v.perm is None else vals[v.perm]  # view order: one gather, only when not grouped already
+    nan = np.isnan(vals)
+    if nan.any():
+        vals = np.where(nan, 0.0, vals)
+    del nan
+    day = v.ts // US_PER_DAY  # time-sorted within each series, so each series-day is one run
+    new = np.empty(len(day), dtype=bool)
+    new[0] = True
+    np.not_equal(day[1:], day[:-1], out=new[1:])
+    del day
+    new[v.bounds[1:-1]] = True  # a new series starts a new run even on the same day
+    starts = np.flatnonzero(new)
+    del new
+    totals = np.add.reduceat(vals, starts)
+    per_row = np.repeat(totals, np.diff(np.r_[starts, len(vals)]))
+    return v.scatter(per_row, n=keys.n, fill=np.nan)
+
+
+def calibration_windows_us(source: SeriesSource) -> list[tuple[int, int]]:
     """Calibration validity as half-open UTC microsecond ranges, merged.
 
-    Certificate dates are calendar dates at the meter, so they are read in the meter's own
-    timezone (``Meter.timezone``, the clock its files are written in; UTC by default): valid_from
-    00:00 local up to the midnight after valid_to (valid_to is inclusive).
+    Certificate dates are calendar dates at the instrument, so they are read in the source's own
+    timezone (its ``timezone`` attribute, the clock its files are written in; UTC when it has
+    none): valid_from 00:00 local up to the midnight after valid_to (valid_to is inclusive).
     """
-    tz = ZoneInfo(meter.timezone)
+    tz = ZoneInfo(getattr(source, "timezone", None) or "UTC")
     epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
     def us(d: Any) -> int:
         return (datetime.combine(d, time(0), tz) - epoch) // timedelta(microseconds=1)
 
-    spans = sorted((us(c.valid_from), us(c.valid_to + timedelta(days=1))) for c in meter.calibrations)
+    spans = sorted((us(c.valid_from), us(c.valid_to + timedelta(days=1))) for c in source.calibrations)
     merged: list[tuple[int, int]] = []
     for s, e in spans:
         if merged and s <= merged[-1][1]:
@@ -416,16 +476,16 @@ def calibration_windows_us(meter: Meter) -> list[tuple[int, int]]:
     return merged
 
 
-def _calibration_valid(frame: pd.DataFrame, keys: MeterKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
-    # CDM VVS-PA v03.0: a reading outside every calibration validity window was taken with a
-    # meter in delayed calibration; the methodology applies the maximum permissible error to it.
+def _calibration_valid(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
+    # CDM VVS-PA v03.0: a reading outside every calibration validity window was taken with an
+    # instrument in delayed calibration; the methodology applies the maximum permissible error to it.
     v = keys.view
     flag = np.zeros(len(v.ts), dtype=bool)
-    for code, lo, hi in v.blocks():
+    for code, lo, hi in v.blocks():  # one step per series (not per row)
         if code >= keys.n_declared:
             continue
         seg = v.ts[lo:hi]
-        for s, e in calibration_windows_us(keys.meters[code]):
+        for s, e in calibration_windows_us(keys.sources[code]):
             a, b = np.searchsorted(seg, [s, e], side="left")
             flag[lo + a : lo + b] = True
     return v.scatter(flag, n=keys.n, fill=False)
@@ -434,18 +494,23 @@ def _calibration_valid(frame: pd.DataFrame, keys: MeterKeys, context: ContractCo
 DERIVATIONS: Mapping[str, Derivation] = {
     d.name: d
     for d in (
-        Derivation("meter_reading", "Reading kind of the row's meter (interval | cumulative); null if undeclared", _meter_reading),
-        Derivation("interval_minutes", "Declared reading interval of the row's meter [min]", _interval_minutes),
+        Derivation("meter_reading", "Reading kind of the row's meter (interval | cumulative); null if undeclared or not a meter", _meter_reading),
+        Derivation("interval_minutes", "Declared reading interval of the row's series [min]", _interval_minutes),
         Derivation(
             "capacity_limit_kwh",
-            "capacity_kw x interval hours x (1 + tolerance) for the row's meter [kWh]",
+            "capacity_kw x interval hours x (1 + tolerance) for the row's series [kWh]",
             _capacity_limit_kwh,
             params=("tolerance",),
+            needs_capacity=True,
         ),
-        Derivation("interval_step_minutes", "Minutes since the meter's previous reading (null for its first)", _interval_step_minutes),
-        Derivation("calibration_valid", "Reading start inside one of the meter's calibration validity windows", _calibration_valid),
+        Derivation("interval_step_minutes", "Minutes since the series' previous reading (null for its first)", _interval_step_minutes),
+        Derivation("calibration_valid", "Reading start inside one of the series' calibration validity windows", _calibration_valid),
+        Derivation("daily_total", "Sum of value of the row's series over its UTC calendar day (missing values add nothing)", _daily_total),
     )
 }
+
+# The name this class had while contracts only judged meters.
+MeterKeys = SeriesKeys
 
 
 class WorkFrame:
@@ -483,7 +548,7 @@ class WorkFrame:
 
 
 def add_derived(
-    frame: pd.DataFrame, *, keys: MeterKeys, context: ContractContext, rules: Sequence[Rule], always: Sequence[str] = ()
+    frame: pd.DataFrame, *, keys: SeriesKeys, context: ContractContext, rules: Sequence[Rule], always: Sequence[str] = ()
 ) -> WorkFrame:
     """The frame plus every derived column the rules declare (each computed once)."""
     wanted: dict[str, Mapping[str, Any]] = {name: {} for name in always}
@@ -508,6 +573,9 @@ def _format_validation(source: str, exc: ValidationError) -> list[str]:
 
 def _semantic_problems(contract: Contract) -> list[str]:
     problems: list[str] = []
+    for name in (contract.key, *contract.extra_columns):
+        if name in DERIVATIONS:
+            problems.append(f"{'key' if name == contract.key else 'columns'}: {name!r} is the name of a derived column")
     seen: dict[str, int] = {}
     derived_by: dict[str, tuple[int, Mapping[str, Any]]] = {}
     for i, rule in enumerate(contract.rules):
@@ -527,14 +595,15 @@ def _semantic_problems(contract: Contract) -> list[str]:
                 problems.append(f"{at}.params: derivation {name} is declared with different params in rules[{derived_by[name][0]}]")
             derived_by.setdefault(name, (i, rule.params))
         for p in rule.params:
-            if p in _CONTEXT_NAMES:
+            if p in _CONTEXT_NAMES or p.startswith(VALUES_PREFIX):
                 problems.append(f"{at}.params.{p}: shadows the context value ${{{p}}}")
         known = set(_CONTEXT_NAMES) | set(rule.params)
-        for fname, value in (("kwargs", rule.kwargs), ("row_condition", rule.row_condition.model_dump() if rule.row_condition else None), ("reason", rule.reason)):
+        for fname, value in _templated_fields(rule):
             for ref in _refs(value):
-                if ref not in known:
-                    problems.append(f"{at}.{fname}: unknown reference ${{{ref}}} (known: {', '.join(sorted(known))})")
-        columns = set(TIDY_COLUMNS) | set(rule.derive)
+                # ${values.<name>} depends on the run: it is checked when compiled against a context.
+                if ref not in known and not (ref.startswith(VALUES_PREFIX) and len(ref) > len(VALUES_PREFIX)):
+                    problems.append(f"{at}.{fname}: unknown reference ${{{ref}}} (known: {', '.join(sorted(known))}, values.<name>)")
+        columns = set(contract.input_columns) | set(rule.derive)
         referenced = [(f"kwargs.{k}", rule.kwargs[k]) for k in _COLUMN_KWARGS if k in rule.kwargs]
         referenced += [(f"kwargs.column_list[{j}]", c) for j, c in enumerate(rule.kwargs.get("column_list") or [])]
         if rule.row_condition:
@@ -543,7 +612,7 @@ def _semantic_problems(contract: Contract) -> list[str]:
             if isinstance(col, str) and _REF.search(col):
                 continue  # a templated column name is checked once resolved (by the evaluator)
             if not isinstance(col, str) or col not in columns:
-                problems.append(f"{at}.{where}: unknown column {col!r} (tidy columns and this rule's derive: {', '.join(sorted(columns))})")
+                problems.append(f"{at}.{where}: unknown column {col!r} (input columns and this rule's derive: {', '.join(sorted(columns))})")
         row_level = is_row_level(rule.expectation)
         if rule.reason is not None:
             try:
@@ -562,9 +631,13 @@ def _semantic_problems(contract: Contract) -> list[str]:
         if rule.keep is not None:
             if rule.expectation != "expect_compound_columns_to_be_unique" or rule.severity is not Severity.quarantine:
                 problems.append(f"{at}.keep: only for a quarantine rule with expect_compound_columns_to_be_unique")
-            elif "meter_id" not in (rule.kwargs.get("column_list") or []):
-                problems.append(f"{at}.keep: conservative keep needs meter_id in column_list (the meter's direction decides)")
+            elif contract.key not in (rule.kwargs.get("column_list") or []):
+                problems.append(f"{at}.keep: conservative keep needs the key {contract.key} in column_list (the series' conservative_keep decides)")
     return problems
+
+
+def _templated_fields(rule: Rule) -> tuple[tuple[str, Any], ...]:
+    return (("kwargs", rule.kwargs), ("row_condition", rule.row_condition.model_dump() if rule.row_condition else None), ("reason", rule.reason))
 
 
 def parse_contract(text: str, *, source: str) -> Contract:
@@ -682,9 +755,32 @@ def _json_number(v: Any) -> Any:
     return v
 
 
+def _context_problems(contract: Contract, context: ContractContext, base: Mapping[str, Any]) -> list[str]:
+    """What the contract needs from the run that ``context`` does not give (capacity, values)."""
+    problems: list[str] = []
+    for rule in contract.rules:
+        refs = {ref for _, value in _templated_fields(rule) for ref in _refs(value)}
+        if context.capacity_kw is None:
+            users = ["${capacity_kw}"] if "capacity_kw" in refs else []
+            users += [f"derive {d}" for d in rule.derive if DERIVATIONS[d].needs_capacity]
+            if users:
+                problems.append(f"rule {rule.id}: needs the installed capacity ({', '.join(users)}) but the contract context has no capacity_kw")
+        for ref in sorted(r for r in refs if r.startswith(VALUES_PREFIX) and r not in rule.params and r not in base):
+            have = sorted(k for k in base if k.startswith(VALUES_PREFIX))
+            problems.append(f"rule {rule.id}: ${{{ref}}} is not in the context values (have: {', '.join(have) or 'none'})")
+    return problems
+
+
 def compile_contract(contract: Contract, *, context: ContractContext) -> CompiledContract:
-    """Resolve references against ``context``: the expectations both evaluators run."""
+    """Resolve references against ``context``: the expectations both evaluators run.
+
+    Raises :class:`ContractError` when a rule needs what the context lacks (the installed capacity,
+    a ``${values....}`` entry), naming every such rule.
+    """
     base = context_values(context)
+    problems = _context_problems(contract, context, base)
+    if problems:
+        raise ContractError("\n".join([f"{contract.source}: contract {contract.id} cannot run in this context:"] + [f"  - {p}" for p in problems]))
     out = []
     for rule in contract.rules:
         values = {**base, **rule.params}

@@ -5,9 +5,10 @@ semantics: a ``row_condition`` first restricts the rows; column-map expectations
 (except ``not_be_null``); pair and compound expectations drop rows by ``ignore_row_if``. Anything
 else raises :class:`ContractError` rather than being silently skipped.
 
-Speed: everything is whole-column numpy. ``meter_id``/``ts`` checks reuse the per-frame
-:class:`MeterKeys` (meter codes from one factorisation, and a meter/time grouping that costs no
-sort when the frame already comes as one time-sorted block per meter).
+Speed: everything is whole-column numpy. Checks on the series key column (the contract's ``key``,
+e.g. ``meter_id``) and ``ts`` reuse the per-frame :class:`SeriesKeys` (series codes from one
+factorisation, and a series/time grouping that costs no sort when the frame already comes as one
+time-sorted block per series).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mrv.contracts.compile import MAX_MISSING_LISTED, CompiledExpectation, Evaluation, MeterKeys, WorkFrame
+from mrv.contracts.compile import MAX_MISSING_LISTED, CompiledExpectation, Evaluation, SeriesKeys, WorkFrame
 from mrv.errors import ContractError
 
 Frame = pd.DataFrame | WorkFrame  # anything with frame[column] -> Series, frame[[...]] -> DataFrame, len()
@@ -92,7 +93,7 @@ def _as_comparable(s: pd.Series, rule_id: str) -> tuple[np.ndarray, Callable[[An
 
 
 # Each handler gets (frame, kwargs, domain mask, keys) and returns (unexpected mask | None, observed).
-Handler = Callable[[Frame, Mapping[str, Any], np.ndarray, "MeterKeys | None", str], tuple["np.ndarray | None", dict[str, Any]]]
+Handler = Callable[[Frame, Mapping[str, Any], np.ndarray, "SeriesKeys | None", str], tuple["np.ndarray | None", dict[str, Any]]]
 
 
 def _not_null(frame, kw, domain, keys, rule_id):
@@ -101,9 +102,10 @@ def _not_null(frame, kw, domain, keys, rule_id):
 
 def _in_set(frame, kw, domain, keys, rule_id):
     column, value_set = kw["column"], list(kw["value_set"])
-    if keys is not None and column == "meter_id":
-        # Judge each distinct meter once, then broadcast through the codes.
-        ok = np.array([i in set(value_set) for i in keys.ids] + [True])  # last slot: null meter_id
+    if keys is not None and column == keys.key:
+        # Judge each distinct series once, then broadcast through the codes.
+        allowed = set(value_set)
+        ok = np.array([i in allowed for i in keys.ids] + [True])  # last slot: null key
         return domain & ~ok[keys.codes], {}
     s = _col(frame, column, rule_id)
     if pd.api.types.is_bool_dtype(s.dtype) and all(isinstance(v, bool) for v in value_set):
@@ -173,8 +175,8 @@ def _compound_unique(frame, kw, domain, keys, rule_id):
     if ignore not in _MULTI_IGNORE:
         raise ContractError(f"rule {rule_id}: unknown ignore_row_if {ignore!r}")
     full_domain = bool(domain.all())
-    if keys is not None and sorted(cols) == ["meter_id", "ts"] and full_domain and bool(keys.ts_ok.all()) and bool((keys.codes >= 0).all()):
-        # Fast path: in the meter/time grouping, copies of a key are neighbours.
+    if keys is not None and sorted(cols) == sorted([keys.key, "ts"]) and full_domain and bool(keys.ts_ok.all()) and bool((keys.codes >= 0).all()):
+        # Fast path: in the series/time grouping, copies of a key are neighbours.
         v = keys.view
         eq = (v.codes[1:] == v.codes[:-1]) & (v.ts[1:] == v.ts[:-1])
         dup = np.zeros(len(v.ts), dtype=bool)
@@ -193,12 +195,12 @@ def _compound_unique(frame, kw, domain, keys, rule_id):
 
 def _distinct_contain_set(frame, kw, domain, keys, rule_id):
     column, value_set = kw["column"], list(kw["value_set"])
-    if keys is not None and column == "meter_id":
+    if keys is not None and column == keys.key:
         codes = keys.codes if domain.all() else keys.codes[domain]
-        if len(codes) and int(codes.min()) >= 0:  # no null meter_id: count without shifting a copy
+        if len(codes) and int(codes.min()) >= 0:  # no null key: count without shifting a copy
             seen = np.bincount(codes, minlength=len(keys.ids)) > 0
         else:
-            seen = np.bincount(codes + 1, minlength=len(keys.ids) + 1)[1:] > 0  # slot 0: null meter_id
+            seen = np.bincount(codes + 1, minlength=len(keys.ids) + 1)[1:] > 0  # slot 0: null key
         present = {i for i, s in zip(keys.ids, seen.tolist()) if s}
     else:
         s = _col(frame, column, rule_id)[domain]
@@ -231,8 +233,8 @@ def check_supported(expectations: Sequence[CompiledExpectation]) -> None:
             raise ContractError(f"{e.rule.id}: the native evaluator does not implement {e.type} kwarg(s) {', '.join(sorted(extra))}")
 
 
-def evaluate(frame: Frame, expectations: Sequence[CompiledExpectation], *, keys: MeterKeys | None = None) -> dict[str, Evaluation]:
-    """Evaluate compiled expectations on ``frame`` (RangeIndex); ``keys`` enables the meter/time fast paths."""
+def evaluate(frame: Frame, expectations: Sequence[CompiledExpectation], *, keys: SeriesKeys | None = None) -> dict[str, Evaluation]:
+    """Evaluate compiled expectations on ``frame`` (RangeIndex); ``keys`` enables the series/time fast paths."""
     check_supported(expectations)
     out: dict[str, Evaluation] = {}
     for e in expectations:

@@ -1,4 +1,5 @@
-"""Apply a compiled contract to tidy meter readings: valid rows, quarantine, gap report, verdicts.
+"""Apply a compiled contract to a tidy keyed time series (meter readings, instrument or device
+data): valid rows, quarantine, gap report, verdicts.
 
 Order of work
   1. Rules with ``evaluate_on: readings`` run on the input frame (plus the derived columns they
@@ -11,9 +12,13 @@ failing rule in contract order (``rule_id``/``severity``/``reason`` of that rule
 the rows attributed to it.
 
 Duplicates (``keep: conservative``): copies that fail another rule are quarantined by that rule;
-among the remaining copies of a key one is kept — the lowest value for an export meter, the
-highest for an import meter, so the net energy is never overstated (CDM conservativeness) — and
-the others are quarantined with a reason naming the kept copy and whether the values disagreed.
+among the remaining copies of a key one is kept — the lowest or the highest value, as the series'
+source says (:func:`mrv.contracts.model.conservative_keep`: lowest for an export meter, highest
+for an import meter, so the net energy is never overstated (CDM conservativeness); lowest for any
+other source unless it sets ``conservative_keep``) — and the others are quarantined with a reason
+naming the kept copy and whether the values disagreed.
+
+Gap report: per declared series, the contract's key column first (``meter_id`` for meters).
 """
 
 from __future__ import annotations
@@ -30,34 +35,38 @@ import pyarrow.compute as pc
 
 from mrv.contracts import native
 from mrv.contracts.compile import (
-    TIDY_COLUMNS,
     US_PER_HOUR,
     US_PER_MINUTE,
     CompiledContract,
     CompiledExpectation,
     Evaluation,
     MAX_MISSING_LISTED,
-    MeterKeys,
+    SeriesKeys,
     WorkFrame,
     add_derived,
     compile_contract,
+    float_values,
     format_values,
     gx_suite,
     import_gx,
     join_text,
 )
-from mrv.contracts.model import Contract, ContractContext, Severity, Stage
+from mrv.contracts.model import OUTPUT_COLUMNS, Contract, ContractContext, Severity, Stage, conservative_keep
 from mrv.errors import ContractBlocked, ContractError
-from mrv.project import MeterDirection
+from mrv.project import Meter
 
 Engine = Literal["auto", "gx", "native"]
 EngineUsed = Literal["gx", "native"]
 
 QUARANTINE_COLUMNS = ("rule_id", "severity", "reason")
-GAP_COLUMNS = ("meter_id", "gap_start", "gap_end", "missing_intervals", "hours", "position")
+GAP_COLUMNS = ("meter_id", "gap_start", "gap_end", "missing_intervals", "hours", "position")  # for key meter_id
 GapPosition = Literal["start", "between", "end", "whole_period"]
 MAX_FINDINGS = 5
-NO_METER = "(missing meter_id)"
+
+
+def gap_columns(key: str) -> tuple[str, ...]:
+    """The gap report's columns for a contract keyed on ``key``."""
+    return (key, *GAP_COLUMNS[1:])
 
 
 # --------------------------------------------------------------------------- results
@@ -92,13 +101,14 @@ class ValidationOutcome:
     valid: pd.DataFrame  # input columns + calibration_valid (bool)
     quarantine: pd.DataFrame  # input columns + rule_id, severity, reason
     rules: list[RuleResult]  # contract order
-    gaps: pd.DataFrame  # meter_id, gap_start, gap_end, missing_intervals, hours, position
+    gaps: pd.DataFrame  # <key>, gap_start, gap_end, missing_intervals, hours, position
     engine: EngineUsed
     contract_id: str
     contract_version: str
     suite: dict[str, Any]  # the compiled suite, GX JSON shape
-    meter_ids: tuple[str, ...] = ()  # declared meters, for per-meter summaries
+    series_ids: tuple[str, ...] = ()  # declared series, for per-series summaries
     input_rows: int = 0
+    key: str = "meter_id"  # the contract's series key column
 
     @property
     def blocked(self) -> bool:
@@ -127,19 +137,30 @@ class ValidationOutcome:
         exc.rule_ids = [r.rule_id for r in failed]  # type: ignore[attr-defined]
         raise exc
 
+    @property
+    def meter_ids(self) -> tuple[str, ...]:
+        return self.series_ids  # the name from when contracts only judged meters
+
     def to_summary(self) -> dict[str, Any]:
-        """JSON-serialisable digest: per-rule counts and per-meter quarantine, gap and calibration figures."""
-        meters = list(self.meter_ids)
+        """JSON-serialisable digest: per-rule counts and per-series quarantine, gap and calibration figures.
+
+        Keyed on ``meter_id`` the figures are ``..._per_meter`` and the sums ``..._kwh_...`` (as
+        always); on any other key ``..._per_series`` and ``..._value_...``, with ``key`` naming the column.
+        """
+        key = self.key
+        meters = list(self.series_ids)
         q = self.quarantine
-        q_ids = q["meter_id"].astype(object).where(q["meter_id"].notna(), NO_METER)
+        q_ids = q[key].astype(object).where(q[key].notna(), f"(missing {key})")
         extra = [m for m in dict.fromkeys(q_ids.tolist()) if m not in meters]
         keys = meters + extra
         q_rows = q_ids.value_counts()
         q_kwh = q["value"].groupby(q_ids.to_numpy()).sum(min_count=1) if len(q) else pd.Series(dtype=float)
-        lapsed = self.valid.loc[~self.valid["calibration_valid"].to_numpy(dtype=bool), ["meter_id", "value"]]
-        l_rows = lapsed["meter_id"].astype(object).value_counts()
-        l_kwh = lapsed.groupby(lapsed["meter_id"].astype(object))["value"].sum() if len(lapsed) else pd.Series(dtype=float)
-        g_hours = self.gaps.groupby(self.gaps["meter_id"].astype(object))["hours"].sum() if len(self.gaps) else pd.Series(dtype=float)
+        lapsed = self.valid.loc[~self.valid["calibration_valid"].to_numpy(dtype=bool), [key, "value"]]
+        l_rows = lapsed[key].astype(object).value_counts()
+        l_kwh = lapsed.groupby(lapsed[key].astype(object))["value"].sum() if len(lapsed) else pd.Series(dtype=float)
+        g_hours = self.gaps.groupby(self.gaps[key].astype(object))["hours"].sum() if len(self.gaps) else pd.Series(dtype=float)
+        # Meter summaries keep their established names (reports read them); others say what they are.
+        per, amount = ("per_meter", "kwh") if key == "meter_id" else ("per_series", "value")
 
         def num(series: pd.Series, key: str, kind: type) -> Any:
             v = series.get(key, 0)
@@ -151,13 +172,14 @@ class ValidationOutcome:
             "contract_version": self.contract_version,
             "engine": self.engine,
             "blocked": self.blocked,
+            **({} if key == "meter_id" else {"key": key}),
             "rows": {"input": self.input_rows, "valid": len(self.valid), "quarantined": len(q)},
             "rules": [r.to_json() for r in self.rules],
-            "quarantined_rows_per_meter": {m: num(q_rows, m, int) for m in keys},
-            "quarantined_kwh_per_meter": {m: num(q_kwh, m, float) for m in keys},
-            "gap_hours_per_meter": {m: num(g_hours, m, float) for m in meters},
-            "calibration_lapsed_rows_per_meter": {m: num(l_rows, m, int) for m in meters},
-            "calibration_lapsed_kwh_per_meter": {m: num(l_kwh, m, float) for m in meters},
+            f"quarantined_rows_{per}": {m: num(q_rows, m, int) for m in keys},
+            f"quarantined_{amount}_{per}": {m: num(q_kwh, m, float) for m in keys},
+            f"gap_hours_{per}": {m: num(g_hours, m, float) for m in meters},
+            f"calibration_lapsed_rows_{per}": {m: num(l_rows, m, int) for m in meters},
+            f"calibration_lapsed_{amount}_{per}": {m: num(l_kwh, m, float) for m in meters},
         }
 
 
@@ -222,7 +244,7 @@ class _Evaluator:
         self.compiled = compiled
         self._gx_context: Any = None
 
-    def __call__(self, work: WorkFrame, expectations: Sequence[CompiledExpectation], *, keys: MeterKeys, asset: str) -> dict[str, Evaluation]:
+    def __call__(self, work: WorkFrame, expectations: Sequence[CompiledExpectation], *, keys: SeriesKeys, asset: str) -> dict[str, Evaluation]:
         if not expectations:
             return {}
         if self.engine == "native":
@@ -235,15 +257,16 @@ class _Evaluator:
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_input(df: pd.DataFrame) -> pd.DataFrame:
-    missing = [c for c in TIDY_COLUMNS if c not in df.columns]
+def _check_input(df: pd.DataFrame, contract: Contract) -> pd.DataFrame:
+    expected = contract.input_columns
+    missing = [c for c in expected if c not in df.columns]
     if missing:
-        raise ContractError(f"readings frame lacks column(s) {', '.join(missing)} (expected {', '.join(TIDY_COLUMNS)})")
+        raise ContractError(f"readings frame lacks column(s) {', '.join(missing)} (contract {contract.id} expects {', '.join(expected)})")
     if not isinstance(df["ts"].dtype, pd.DatetimeTZDtype):
         raise ContractError(f"readings: column ts must be timezone-aware datetime64 (UTC), got {df['ts'].dtype}")
     if not pd.api.types.is_float_dtype(df["value"].dtype):
         raise ContractError(f"readings: column value must be float64, got {df['value'].dtype}")
-    clash = [c for c in df.columns if c in QUARANTINE_COLUMNS or c == "calibration_valid"]
+    clash = [c for c in df.columns if c in OUTPUT_COLUMNS]
     if clash:
         raise ContractError(f"readings frame already has output column(s) {', '.join(clash)}")
     if isinstance(df.index, pd.RangeIndex) and df.index.start == 0 and df.index.step == 1:
@@ -271,7 +294,14 @@ class _Dedup:
     details: dict[str, Any]
 
 
-def _resolve_duplicates(e: CompiledExpectation, frame: pd.DataFrame, keys: MeterKeys, candidates: np.ndarray) -> _Dedup:
+def _conservative_labels(keys: SeriesKeys) -> list[str]:
+    """Per series code (plus a last slot for a missing key): whose conservativeness a kept copy serves."""
+    labels = [f"an {m.direction.value} meter" if isinstance(m, Meter) else f"{keys.key} {m.id}" for m in keys.sources]
+    labels += [f"{keys.key} {i}" for i in keys.ids[keys.n_declared :]]
+    return labels + [f"a row without {keys.key}"]
+
+
+def _resolve_duplicates(e: CompiledExpectation, frame: pd.DataFrame, keys: SeriesKeys, candidates: np.ndarray) -> _Dedup:
     """Keep one copy per key among ``candidates`` (copies that fail no other rule); return the rest."""
     none = {"duplicate_keys": 0, "conflicting_keys": 0, "copies_quarantined": 0}
     if len(candidates) == 0:
@@ -279,10 +309,12 @@ def _resolve_duplicates(e: CompiledExpectation, frame: pd.DataFrame, keys: Meter
     cols = list(e.kwargs["column_list"])
     sub = frame.iloc[candidates]
     gid = sub.groupby(cols, sort=False, dropna=False).ngroup().to_numpy()
-    value = sub["value"].to_numpy(dtype=np.float64, na_value=np.nan)
-    is_import = keys.per_meter([m.direction is MeterDirection.import_ for m in keys.meters], unknown=False, dtype=bool)[candidates]
-    # Conservative copy first: lowest value (export), highest (import); NaN last; ties -> input order.
-    order = np.lexsort((candidates, np.where(is_import, -value, value), gid))
+    value = float_values(sub["value"])
+    # The series' conservative side (undeclared series and missing keys: lowest).
+    side = np.array([conservative_keep(m) == "highest" for m in keys.sources] + [False] * (len(keys.ids) - keys.n_declared + 1))
+    highest = side[keys.codes[candidates]]  # only the candidates' codes: no full-length array (code -1 -> last slot)
+    # Conservative copy first: lowest or highest value as the series says; NaN last; ties -> input order.
+    order = np.lexsort((candidates, np.where(highest, -value, value), gid))
     g = gid[order]
     first = np.r_[True, g[1:] != g[:-1]]
     starts = np.flatnonzero(first)
@@ -309,13 +341,18 @@ def _resolve_duplicates(e: CompiledExpectation, frame: pd.DataFrame, keys: Meter
     key_parts.append(")")
     head = ["duplicate of ", _where(frame, kept), " for ", *key_parts]
     this_v = format_values(frame["value"].iloc[dropped])
-    imp = is_import[order[drop_sorted]]
-    same = join_text([*head, ": same value ", this_v, " kWh; one copy kept"], length=n)
+    # The row's unit where the frame has one (copies of one key share it: same series).
+    unit: list[Any] = [" ", format_values(frame["unit"].iloc[dropped])] if "unit" in frame.columns else []
+    high = highest[order[drop_sorted]]
+    slot = keys.codes[dropped].astype(np.int64)
+    slot[slot < 0] = len(keys.ids)  # a missing key -> the last label
+    label = pa.array(_conservative_labels(keys), type=pa.large_string()).take(pa.array(slot))
+    same = join_text([*head, ": same value ", this_v, *unit, "; one copy kept"], length=n)
     differ = join_text(
         [
-            *head, " with a conflicting value: this copy ", this_v, " kWh, kept ", format_values(frame["value"].iloc[kept]),
-            " kWh, the ", pa.array(np.where(imp, "highest", "lowest")), " of ", pa.array(sizes[grp]).cast(pa.large_string()),
-            " copies (conservative for an ", pa.array(np.where(imp, "import", "export")), " meter)",
+            *head, " with a conflicting value: this copy ", this_v, *unit, ", kept ", format_values(frame["value"].iloc[kept]),
+            *unit, ", the ", pa.array(np.where(high, "highest", "lowest")), " of ", pa.array(sizes[grp]).cast(pa.large_string()),
+            " copies (conservative for ", label, ")",
         ],
         length=n,
     )
@@ -328,8 +365,9 @@ def _resolve_duplicates(e: CompiledExpectation, frame: pd.DataFrame, keys: Meter
     return _Dedup(dropped, reasons, details)
 
 
-def _gap_report(keys: MeterKeys, context: ContractContext) -> pd.DataFrame:
-    """Missing data per declared meter within the monitoring period, from the valid readings.
+def _gap_report(keys: SeriesKeys, context: ContractContext) -> pd.DataFrame:
+    """Missing data per declared series within the monitoring period, from the valid readings
+    (first column: the contract's key column).
 
     ``between``: consecutive readings more than one interval apart (gap starts where the earlier
     interval ends); ``start``/``end``: from the period start to the first reading, and from the
@@ -337,7 +375,7 @@ def _gap_report(keys: MeterKeys, context: ContractContext) -> pd.DataFrame:
     """
     v = keys.view
     nd = keys.n_declared
-    iv_us = np.array([m.interval_minutes * US_PER_MINUTE for m in keys.meters] + [0] * (len(keys.ids) - nd + 1), dtype=np.int64)
+    iv_us = np.array([int(m.interval_minutes) * US_PER_MINUTE for m in keys.sources] + [0] * (len(keys.ids) - nd + 1), dtype=np.int64)
     p0 = int(pd.Timestamp(context.period_start).tz_convert("UTC").value) // 1000  # ns -> us
     p1 = int(pd.Timestamp(context.period_end).tz_convert("UTC").value) // 1000
     codes: list[np.ndarray] = []
@@ -345,7 +383,7 @@ def _gap_report(keys: MeterKeys, context: ContractContext) -> pd.DataFrame:
     ends: list[np.ndarray] = []
     pos: list[np.ndarray] = []
     block_of: dict[int, tuple[int, int]] = {}
-    for code, lo, hi in v.blocks():  # one pass per meter over its (sorted) readings
+    for code, lo, hi in v.blocks():  # one pass per series over its (sorted) readings
         block_of[code] = (lo, hi)
         if code >= nd or hi - lo < 2:
             continue
@@ -386,14 +424,14 @@ def _gap_report(keys: MeterKeys, context: ContractContext) -> pd.DataFrame:
     ids = np.asarray(keys.ids, dtype=object)
     return pd.DataFrame(
         {
-            "meter_id": pd.array(ids[c] if len(c) else [], dtype="string"),
+            keys.key: pd.array(ids[c] if len(c) else [], dtype="string"),
             "gap_start": pd.to_datetime(s, unit="us", utc=True).as_unit("us"),
             "gap_end": pd.to_datetime(e, unit="us", utc=True).as_unit("us"),
             "missing_intervals": ((e - s) // np.maximum(iv_us[c], 1)).astype(np.int64),
             "hours": (e - s) / US_PER_HOUR,
             "position": pd.array(p.astype(str) if len(p) else [], dtype="string"),
         },
-        columns=list(GAP_COLUMNS),
+        columns=list(gap_columns(keys.key)),
     )
 
 
@@ -452,12 +490,14 @@ def validate_readings(
     engine: Engine = "auto",
     gx_row_limit: int = 2_000_000,
 ) -> ValidationOutcome:
-    """Split tidy meter readings into valid rows and a quarantine, per the contract.
+    """Split a tidy keyed time series (meter readings, instrument or device data: the columns
+    ``contract.input_columns``, one series per value of ``contract.key``) into valid rows and a
+    quarantine, per the contract.
 
     ``engine``: ``gx`` (Great Expectations), ``native`` (vectorised numpy), or ``auto`` (GX up
     to ``gx_row_limit`` rows). Both evaluate the same compiled suite and give the same result.
     """
-    frame = _check_input(df)
+    frame = _check_input(df, contract)
     used = resolve_engine(engine, rows=len(frame), gx_row_limit=gx_row_limit)
     compiled = compile_contract(contract, context=context)
     if used == "native":
@@ -470,7 +510,7 @@ def validate_readings(
 
     # ---- stage 1: the input readings
     stage1 = compiled.stage(Stage.readings)
-    keys1 = MeterKeys.build(frame, context.meters)
+    keys1 = SeriesKeys.build(frame, context.sources, key=contract.key)
     work1 = add_derived(frame, keys=keys1, context=context, rules=[e.rule for e in stage1])
     ev1 = evaluate(work1, stage1, keys=keys1, asset="readings")
 
@@ -565,8 +605,9 @@ def validate_readings(
         contract_id=contract.id,
         contract_version=contract.version,
         suite=compiled.suite_json(),
-        meter_ids=tuple(context.meter_ids),
+        series_ids=tuple(context.source_ids),
         input_rows=n,
+        key=contract.key,
     )
 
 
@@ -575,14 +616,14 @@ def _findings(where: pa.Array, reasons: pa.Array) -> list[str]:
 
 
 def _missing_findings(
-    e: CompiledExpectation, frame: pd.DataFrame, keys: MeterKeys, first: np.ndarray, rules: Sequence[Any], missing: Sequence[Any]
+    e: CompiledExpectation, frame: pd.DataFrame, keys: SeriesKeys, first: np.ndarray, rules: Sequence[Any], missing: Sequence[Any]
 ) -> list[str]:
     """For a set rule (e.g. period coverage): each missing value, with where its input rows went."""
     column = e.kwargs.get("column")
     out = []
     for value in missing:
         text = e.reason.render({"missing": str(value)}, length=1)[0].as_py() if e.reason else f"{column} {value}: {e.rule.description}"
-        if column == "meter_id":
+        if column == keys.key:
             code = keys.ids.index(value) if value in keys.ids else None
             rows = np.flatnonzero(keys.codes == code) if code is not None else np.empty(0, dtype=np.int64)
         elif column in frame.columns:

@@ -33,7 +33,7 @@ METERS = (meter("EXP-1"), meter("IMP-1", direction="import", reading="cumulative
 
 
 def context(meters: Sequence[Meter] = METERS, *, start: datetime = PERIOD_START, end: datetime = PERIOD_END) -> ContractContext:
-    return ContractContext(period_start=start, period_end=end, meters=meters, capacity_kw=CAPACITY_KW)
+    return ContractContext(period_start=start, period_end=end, sources=meters, capacity_kw=CAPACITY_KW)
 
 
 def readings(

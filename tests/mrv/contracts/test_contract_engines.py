@@ -26,7 +26,7 @@ METERS = (
           calibrations=(Calibration(valid_from=date(2022, 1, 1), valid_to=date(2024, 1, 1)),)),
     Meter(id="EXP-2", serial="3", direction="export", accuracy_class=0.5, files="c", interval_minutes=30),
 )
-CONTEXT = ContractContext(period_start=START, period_end=END, meters=METERS, capacity_kw=100.0)  # 26.25 kWh / 15 min
+CONTEXT = ContractContext(period_start=START, period_end=END, sources=METERS, capacity_kw=100.0)  # 26.25 kWh / 15 min
 INTERVAL = {"EXP-1": 15, "IMP-1": 15, "EXP-2": 30, "EXP-9": 15}
 VALUES = [0.0, 1.0, 2.5, 10.0, 26.25, 26.26, 52.5, 60.0, -1.0, np.nan]
 
@@ -127,7 +127,7 @@ def test_native_engine_and_import_do_not_load_great_expectations():
 
         m = Meter(id="EXP-1", serial="1", direction="export", accuracy_class=0.2, files="a")
         ctx = ContractContext(period_start=datetime(2023, 1, 1, tzinfo=timezone.utc),
-                              period_end=datetime(2023, 1, 2, tzinfo=timezone.utc), meters=[m], capacity_kw=10.0)
+                              period_end=datetime(2023, 1, 2, tzinfo=timezone.utc), sources=[m], capacity_kw=10.0)
         df = pd.DataFrame({"meter_id": pd.array(["EXP-1"], dtype="string"),
                            "ts": pd.Series([pd.Timestamp("2023-01-01", tz="UTC")], dtype="datetime64[us, UTC]"),
                            "value": [1.0], "unit": pd.array(["kWh"], dtype="string"), "register": [float("nan")],
