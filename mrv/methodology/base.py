@@ -88,6 +88,11 @@ class MethodologyInfo:
     # Conditions as :class:`Applicability` (condition + clause) or plain strings. Declaring them is
     # documentation; enforcing them is :meth:`Methodology.check_applicability`.
     applicability: tuple[str, ...] = ()
+    # How a registry files the credits (CAD Trust project sector, project type and unit type), so the
+    # intake service needs no methodology-specific code.
+    sector: str = "Not Specified"
+    project_type: str = "Not Specified"
+    unit_type: str = "Not Determined"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -72,6 +72,9 @@ class ACM0001(Methodology):
                         "(UNFCCC CDM Executive Board), with TOOL06 v04.0, TOOL08 and TOOL05",
         source_url="https://cdm.unfccc.int/methodologies/PAmethodologies/approved",
         tools=(tool06.TOOL_ID, "CDM:TOOL08", "CDM:TOOL05"),
+        sector="Waste handling and disposal",
+        project_type="Landfill gas flaring and use",
+        unit_type="Reduction - technical",
         applicability=(
             Applicability("Landfill gas is captured at a solid waste disposal site and flared and/or used to generate "
                           "electricity.", clause=clauses.APPLICABILITY_ACTIVITY),

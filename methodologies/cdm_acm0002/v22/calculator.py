@@ -54,6 +54,9 @@ class ACM0002(Methodology):
         source_document="CDM approved consolidated methodology ACM0002, version 22.0 (UNFCCC CDM Executive Board)",
         source_url="https://cdm.unfccc.int/methodologies/PAmethodologies/approved",
         tools=(tool07.TOOL_ID,),
+        sector="Energy industries (renewable/non-renewable sources)",
+        project_type="Grid-connected renewable electricity",
+        unit_type="Avoidance",
         applicability=(
             Applicability(
                 "Grid-connected renewable power generation: hydro, wind, geothermal, solar, wave or tidal "

@@ -109,6 +109,9 @@ class MECD(Methodology):
             f"version 2.0 (GS 431). {clauses.SOURCE_NOTE}"
         ),
         source_url="https://globalgoals.goldstandard.org/431_ee_ics_methodology-for-metered-measured-energy-cooking-devices/",
+        sector="Energy demand",
+        project_type="Metered electric cooking",
+        unit_type="Avoidance",
         tools=(),  # PE follows the CDM TOOL05 form EG × EF × (1 + TDL); TOOL05 itself is not digitised here
         applicability=(
             Applicability("Project devices are cooking devices that meter the energy they use, each identified in a device registry",
