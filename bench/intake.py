@@ -4,9 +4,17 @@ PostgreSQL with signature checks on, against baselines measured in the same run.
     .venv/bin/python bench/intake.py                      # 1000 requests, 16 connections, 2 workers
     .venv/bin/python bench/intake.py --requests 2000 --concurrency 32 --workers 1
 
-What runs: a real uvicorn server (``--workers`` processes, app factory, loopback only) on a fresh
-PostgreSQL schema (dropped afterwards), and a load generator in this process (httpx, at most
+What runs: the intake service in ``--workers`` uvicorn processes (app factory, loopback only), each
+on its own ``SO_REUSEPORT`` socket so the kernel spreads connections over them (``--uvicorn-workers``
+runs ``uvicorn --workers N`` instead), on a fresh PostgreSQL schema (dropped afterwards), and a load
+generator in this process (a minimal asyncio HTTP/1.1 client, or ``--client httpx``; at most
 ``--concurrency`` connections, at most ``--requests`` requests and ``--max-seconds`` per phase).
+
+CPU accounting: for each phase the CPU time of the server processes, of the PostgreSQL backends
+serving them (found by ``application_name``) and of the load generator is divided by the requests
+served. On a machine shared with other work, CPU per request is steadier than requests per second,
+and it gives the ceiling: ``cores / CPU per request``. ``--py-spy DIR`` records every server
+process during the verified phase (``py-spy record --gil``, collapsed stacks).
 
 A *verified request* is ``POST /v1/requests`` of a distinct signed package (report and VVB
 statement signatures verified, package digests and Merkle root checked, policy and double-issuance
@@ -61,6 +69,25 @@ def server_app() -> Any:
     from mrv.registry.service import create_app
 
     return create_app(db_url=os.environ[DB_ENV])
+
+
+def serve_worker(port: int) -> None:
+    """One server process on its own ``SO_REUSEPORT`` socket: the kernel spreads new connections
+    over the workers. (``uvicorn --workers`` shares one listening socket, and an asyncio worker
+    accepts every pending connection at once: a burst of connections, as from this load
+    generator, all lands on one worker.)"""
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    config = uvicorn.Config(server_app, factory=True, log_level="warning", access_log=False)
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT that stopped it, after a clean shutdown
+        pass
 
 
 # --------------------------------------------------------------------------- packages
@@ -175,42 +202,183 @@ def _pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, max(0, int(round(q * (len(s) - 1)))))]
 
 
-async def _load(url: str, jobs: list[dict[str, Any]], *, concurrency: int, max_seconds: float) -> dict[str, Any]:
-    import httpx
+class _Response:
+    """What the checks of a job look at (the httpx names)."""
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code, self.content = status_code, content
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+class _RawConnection:
+    """A minimal HTTP/1.1 keep-alive client connection (asyncio streams): the load generator
+    shares the machine's cores with the server and PostgreSQL, so it should cost as little CPU as
+    possible. Sends Content-Length bodies; reads Content-Length or chunked responses."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, *, params: Any = None, content: bytes | None = None,
+                      headers: dict[str, str] | None = None) -> _Response:
+        from urllib.parse import urlencode
+
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        target = path + ("?" + urlencode(params, doseq=True) if params else "")
+        body = content or b""
+        head = [f"{method} {target} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        status_line = await self.reader.readuntil(b"\r\n")
+        status = int(status_line.split(b" ", 2)[1])
+        length, chunked, close = 0, False, False
+        while (line := await self.reader.readuntil(b"\r\n")) != b"\r\n":
+            name, _, value = line.partition(b":")
+            name = name.strip().lower()
+            if name == b"content-length":
+                length = int(value)
+            elif name == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+            elif name == b"connection" and b"close" in value.lower():
+                close = True
+        if chunked:
+            parts = []
+            while (size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)) > 0:
+                parts.append(await self.reader.readexactly(size + 2))
+            await self.reader.readuntil(b"\r\n")
+            data = b"".join(x[:-2] for x in parts)
+        else:
+            data = await self.reader.readexactly(length)
+        if close:
+            await self.aclose()
+        return _Response(status, data)
+
+    async def aclose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            try:
+                await self.writer.wait_closed()
+            except OSError:
+                pass
+        self.reader = self.writer = None
+
+
+async def _load(url: str, jobs: list[dict[str, Any]], *, concurrency: int, max_seconds: float, client: str = "raw") -> dict[str, Any]:
     lat: list[float] = []
     statuses: dict[int, int] = {}
     bad: list[str] = []
     queue = iter(jobs)
     deadline = time.monotonic() + max_seconds
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+    host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
 
-        async def worker() -> None:
-            for job in queue:
-                if time.monotonic() > deadline:
-                    return
-                t0 = time.perf_counter()
-                r = await client.request(job["method"], job["path"], params=job.get("params"), content=job.get("content"),
-                                         headers=job.get("headers"))
-                lat.append(time.perf_counter() - t0)
-                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
-                check = job.get("expect")
-                if check is not None and not check(r) and len(bad) < 5:
-                    bad.append(f"{r.status_code} {r.text[:300]}")
+    async def worker(send: Any) -> None:
+        for job in queue:
+            if time.monotonic() > deadline:
+                return
+            t0 = time.perf_counter()
+            r = await send(job["method"], job["path"], params=job.get("params"), content=job.get("content"), headers=job.get("headers"))
+            lat.append(time.perf_counter() - t0)
+            statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+            check = job.get("expect")
+            if check is not None and not check(r) and len(bad) < 5:
+                bad.append(f"{r.status_code} {r.text[:300]}")
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if client == "httpx":
+        import httpx
+
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as hc:
+            await asyncio.gather(*(worker(hc.request) for _ in range(concurrency)))
+    else:
+        conns = [_RawConnection(host, int(port)) for _ in range(concurrency)]
+        try:
+            await asyncio.gather(*(worker(c.request) for c in conns))
+        finally:
+            for c in conns:
+                await c.aclose()
+    wall = time.perf_counter() - t0
     n = len(lat)
     return {"n": n, "wall": wall, "rps": n / wall if wall else 0.0, "p50": _pct(lat, 0.50) * 1e3, "p99": _pct(lat, 0.99) * 1e3,
             "mean": statistics.fmean(lat) * 1e3 if lat else float("nan"), "statuses": statuses, "bad": bad}
+
+
+# --------------------------------------------------------------------------- CPU accounting
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float:
+    """utime + stime of a process in seconds (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        for task in Path(f"/proc/{p}/task").glob("*") if Path(f"/proc/{p}/task").exists() else []:
+            try:
+                todo += [int(x) for x in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return out
+
+
+class _CpuMeter:
+    """CPU seconds used by the server processes, the PostgreSQL backends serving them (found by
+    their application_name) and this load generator, between two snapshots."""
+
+    def __init__(self, *, server_pids: list[int], admin: Any, app_name: str) -> None:
+        self.server_pids, self.admin, self.app_name = server_pids, admin, app_name
+
+    def snapshot(self) -> dict[str, Any]:
+        from sqlalchemy import text
+
+        with self.admin.connect() as conn:
+            backends = [r[0] for r in conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"), {"a": self.app_name})]
+        t = os.times()
+        return {"server": {p: _proc_cpu(p) for root in self.server_pids for p in _descendants(root)},
+                "postgres": {p: _proc_cpu(p) for p in backends}, "loadgen": t.user + t.system}
+
+    @staticmethod
+    def diff(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+        def d(key: str) -> float:
+            return sum(v - a[key].get(p, 0.0) for p, v in b[key].items())
+
+        return {"server": d("server"), "postgres": d("postgres"), "loadgen": b["loadgen"] - a["loadgen"]}
 
 
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _start_py_spy(out: Path, server_pid: int) -> list[subprocess.Popen[bytes]]:
+    """py-spy recorders attached to the server's worker processes (or the server itself with one worker)."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    children = Path(f"/proc/{server_pid}/task/{server_pid}/children")
+    pids = [int(x) for x in children.read_text().split()] if children.exists() else []
+    # uvicorn --workers N: a supervisor plus N spawned workers (the multiprocessing resource tracker is no worker)
+    workers = [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()] or [server_pid]
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen([exe, "record", "--pid", str(p), "--format", "raw", "--rate", "200", "--nonblocking", "--gil",
+                              "-o", str(out / f"worker-{p}.txt")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for p in workers]
 
 
 def _submit_job(token: str, key: str, body: bytes, expect_status: int) -> dict[str, Any]:
@@ -225,12 +393,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--requests", type=int, default=1000, help="verified requests (= distinct packages) per phase")
     ap.add_argument("--concurrency", type=int, default=16, help="concurrent connections of the load generator")
-    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--workers", type=int, default=2, help="server processes (uvicorn, one SO_REUSEPORT socket each)")
+    ap.add_argument("--uvicorn-workers", action="store_true",
+                    help="run `uvicorn --workers N` instead (one shared socket: connections opened together land on one worker)")
+    ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
+                    help="load generator: a minimal asyncio HTTP/1.1 client (default, least CPU) or httpx")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="time cap per phase")
     ap.add_argument("--inproc", type=int, default=100, help="packages for the in-process run_intake_checks baseline")
     ap.add_argument("--db", default=os.environ.get("MRV_TEST_POSTGRES_URL", DEFAULT_PG), help="PostgreSQL admin URL")
     ap.add_argument("--data", type=Path, default=HERE / "_data" / "intake")
     ap.add_argument("--profile", type=Path, default=None, help="write a cProfile of the server (needs --workers 1) here")
+    ap.add_argument("--py-spy", dest="py_spy", type=Path, default=None,
+                    help="record every server worker with py-spy during the verified phase (collapsed stacks, DIR/worker-PID.txt); "
+                         "py-spy must be installed (pip install py-spy: profiling only, not a dependency)")
     args = ap.parse_args(argv)
 
     import httpx
@@ -272,20 +447,24 @@ def main(argv: list[str] | None = None) -> int:
     schema = f"mrv_bench_{uuid.uuid4().hex[:12]}"
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db_url = make_url(args.db).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    app_name = f"mrv-bench-{schema}"
+    db_url = make_url(args.db).update_query_dict({"options": f"-csearch_path={schema}", "application_name": app_name}) \
+        .render_as_string(hide_password=False)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, DB_ENV: db_url}
-    uv = [sys.executable, "-m", "uvicorn", "--factory", "intake:server_app", "--app-dir", str(HERE),
-          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log"]
-    if args.profile:
-        if args.workers != 1:
-            ap.error("--profile needs --workers 1")
-        cmd = [sys.executable, "-m", "cProfile", "-o", str(args.profile), *uv[1:]]
+    if args.profile and args.workers != 1:
+        ap.error("--profile needs --workers 1")
+    profile = [sys.executable, "-m", "cProfile", "-o", str(args.profile)] if args.profile else [sys.executable]
+    if args.uvicorn_workers:
+        uv = ["-m", "uvicorn", "--factory", "intake:server_app", "--app-dir", str(HERE),
+              "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(args.workers)]
+        cmds = [[*profile, *uv]]
     else:
-        cmd = [*uv, "--workers", str(args.workers)]
-    server = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True)
+        cmds = [[*profile, str(HERE / "intake.py"), "--serve-worker", str(port)] for _ in range(args.workers)]
+    servers = [subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True) for cmd in cmds]
     results: dict[str, dict[str, Any]] = {}
+    cpu: dict[str, dict[str, float]] = {}
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -294,9 +473,15 @@ def main(argv: list[str] | None = None) -> int:
                     break
             except httpx.TransportError:
                 pass
-            if server.poll() is not None or time.monotonic() > deadline:
+            if any(x.poll() is not None for x in servers) or time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
             time.sleep(0.2)
+        meter = _CpuMeter(server_pids=[x.pid for x in servers], admin=admin, app_name=app_name)
+
+        def phase(name: str, jobs: list[dict[str, Any]], **kw: Any) -> None:
+            before = meter.snapshot()
+            results[name] = asyncio.run(_load(url, jobs, client=args.client, **kw))
+            cpu[name] = _CpuMeter.diff(before, meter.snapshot())
         from mrv.registry.auth import create_token
         from mrv.registry.db import RegistryStore
 
@@ -311,41 +496,54 @@ def main(argv: list[str] | None = None) -> int:
         policy_jobs = [{"method": "POST", "path": "/v1/admin/developers", "content": json.dumps({"project_id": p, "did": dev.did}).encode(),
                         "headers": {**h, "Content-Type": "application/json"}, "expect": lambda r: r.status_code == 201}
                        for p, _ in packages[: args.requests + warm]]
-        r = asyncio.run(_load(url, policy_jobs, concurrency=8, max_seconds=600))
+        r = asyncio.run(_load(url, policy_jobs, concurrency=8, max_seconds=600, client=args.client))
         assert not r["bad"], r["bad"]
 
         # warm-up (workers import lazily, pools fill): distinct packages, not counted
         warm_pk, bench_pk = packages[:warm], packages[warm: warm + args.requests]
         get_job = {"method": "GET", "path": "/v1/projects", "params": {"limit": 1}, "expect": lambda r: r.status_code == 200}
-        asyncio.run(_load(url, [get_job] * warm, concurrency=args.concurrency, max_seconds=60))
+        asyncio.run(_load(url, [get_job] * warm, concurrency=args.concurrency, max_seconds=60, client=args.client))
         asyncio.run(_load(url, [_submit_job(developer, f"bench-warm-{i:06d}", b, 201) for i, (_, b) in enumerate(warm_pk)],
-                          concurrency=args.concurrency, max_seconds=120))
+                          concurrency=args.concurrency, max_seconds=120, client=args.client))
 
         kw = {"concurrency": args.concurrency, "max_seconds": args.max_seconds}
-        results["GET /v1/projects?limit=1 (baseline)"] = asyncio.run(_load(url, [get_job] * args.requests, **kw))
+        phase("GET /v1/projects?limit=1 (baseline)", [get_job] * args.requests, **kw)
         verified_jobs = [_submit_job(developer, f"bench-{i:06d}", b, 201) for i, (_, b) in enumerate(bench_pk)]
-        results["POST /v1/requests verified"] = asyncio.run(_load(url, verified_jobs, **kw))
+        spies = [spy for x in servers for spy in _start_py_spy(args.py_spy, x.pid)] if args.py_spy else []
+        phase("POST /v1/requests verified", verified_jobs, **kw)
+        for spy in spies:
+            spy.send_signal(signal.SIGINT)
+        for spy in spies:
+            spy.wait(timeout=60)
         done = results["POST /v1/requests verified"]["n"]
         retry_jobs = [_submit_job(developer, f"bench-{i:06d}", b, 200) for i, (_, b) in enumerate(bench_pk[:done])]
-        results["POST /v1/requests idempotent retry"] = asyncio.run(_load(url, retry_jobs, **kw))
+        phase("POST /v1/requests idempotent retry", retry_jobs, **kw)
         with admin.connect() as conn:
             stored = conn.execute(text(f'SELECT status, count(*) FROM "{schema}".intake_requests GROUP BY status')).all()
     finally:
-        os.killpg(server.pid, signal.SIGINT)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        for x in servers:
+            os.killpg(x.pid, signal.SIGINT)
+        for x in servers:
+            try:
+                x.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(x.pid, signal.SIGKILL)
+                x.wait()
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
 
-    print(f"server: uvicorn, {args.workers} worker(s), PostgreSQL schema {schema} (dropped); load: httpx, {args.concurrency} connections, "
-          f"{os.cpu_count()} cores shared")
-    print(f"{'phase':<38}{'n':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}  statuses")
+    layout = "uvicorn --workers (shared socket)" if args.uvicorn_workers else "uvicorn processes on SO_REUSEPORT sockets"
+    load = [round(x, 2) for x in os.getloadavg()]
+    print(f"server: {args.workers} {layout}, PostgreSQL schema {schema} (dropped); load: {args.client} client, "
+          f"{args.concurrency} connections, {os.cpu_count()} cores shared; load average {load[0]} {load[1]} {load[2]} at the end")
+    print(f"{'phase':<38}{'n':>6}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}   CPU ms/request: server  postgres  client  = total"
+          f"  statuses")
     for name, r in results.items():
-        print(f"{name:<38}{r['n']:>6}{r['rps']:>9.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['mean']:>9.1f}  {r['statuses']}")
+        c = {k: v / max(1, r["n"]) * 1e3 for k, v in cpu[name].items()}
+        total = sum(c.values())
+        print(f"{name:<38}{r['n']:>6}{r['rps']:>9.1f}{r['p50']:>9.1f}{r['p99']:>9.1f}{r['mean']:>9.1f}   "
+              f"{'':>14}{c['server']:>6.2f}{c['postgres']:>10.2f}{c['loadgen']:>8.2f}{total:>9.2f}  {r['statuses']}")
         for b in r["bad"]:
             print(f"    unexpected: {b}")
     print(f"{'run_intake_checks in-process (1 core)':<38}{len(t_in):>6}{1e3 / inproc_ms:>9.1f}{_pct(t_in, .5) * 1e3:>9.1f}"
@@ -356,6 +554,13 @@ def main(argv: list[str] | None = None) -> int:
           f"verified p50 / in-process checks {v['p50'] / inproc_ms:.1f}x;  "
           f"verified req/s / ({args.workers} x in-process rate) {v['rps'] / (args.workers * 1e3 / inproc_ms):.2f};  "
           f"retry/verified throughput {rt['rps'] / v['rps']:.2f}x")
+    vc = cpu["POST /v1/requests verified"]
+    per = sum(vc.values()) / max(1, v["n"])
+    ncpu = os.cpu_count() or 1
+    print(f"CPU per verified request: {per * 1e3:.2f} ms (server {vc['server'] / max(1, v['n']) * 1e3:.2f}, "
+          f"PostgreSQL {vc['postgres'] / max(1, v['n']) * 1e3:.2f}, load generator {vc['loadgen'] / max(1, v['n']) * 1e3:.2f}): "
+          f"{ncpu} cores can do at most {ncpu / per:.0f} verified req/s of this whole set-up, "
+          f"{ncpu / ((vc['server'] + vc['postgres']) / max(1, v['n'])):.0f} with the load generator elsewhere")
     met = v["rps"] >= 200 and v["p99"] < 100 and not v["bad"]
     print(f"target 200+ verified req/s with p99 < 100 ms: {'MET' if met else 'NOT MET'} "
           f"({v['rps']:.0f} req/s, p99 {v['p99']:.0f} ms)")
@@ -363,4 +568,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--serve-worker":
+        serve_worker(int(sys.argv[2]))
+        sys.exit(0)
     sys.exit(main())

@@ -16,16 +16,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import rfc8785
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from mrv.errors import AuditError
+from mrv.registry import jcs
 from mrv.registry.models import GENESIS_HASH, AuditLog
 
 if TYPE_CHECKING:
@@ -54,19 +55,26 @@ class AuditVerification:
 
 def entry_hash(prev_hash: str, entry: Mapping[str, Any]) -> str:
     """``sha256(prev_hash || JCS(entry))`` as lowercase hex."""
-    return hashlib.sha256(prev_hash.encode("ascii") + rfc8785.dumps(entry)).hexdigest()
+    return hashlib.sha256(prev_hash.encode("ascii") + jcs.dumps(entry)).hexdigest()
 
 
-def _plain_json(event: Mapping[str, Any]) -> dict[str, Any]:
+def _entry_jcs(*, seq: int, created: str, event_jcs: bytes) -> bytes:
+    """``JCS({"seq": seq, "created": created, "event": event})`` from the event's JCS: the keys
+    sort as created < event < seq, and ``created`` is plain ASCII (no escapes)."""
+    return b'{"created":"' + created.encode("ascii") + b'","event":' + event_jcs + b',"seq":' + str(seq).encode("ascii") + b"}"
+
+
+def _plain_json(event: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """The event as the database gives it back (plain JSON, no NaN, str keys) and its JCS."""
     if not isinstance(event, Mapping):
         raise AuditError(f"audit event must be a mapping, not {type(event).__name__}")
     try:
         # What is hashed is exactly what the database gives back: plain JSON, no NaN, str keys.
         plain = json.loads(json.dumps(dict(event), allow_nan=False))
-        rfc8785.dumps(plain)  # integers beyond 2**53 and the like are refused here, not at verify time
+        # integers beyond 2**53 and the like are refused here, not at verify time
+        return plain, jcs.dumps(plain)
     except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:
         raise AuditError(f"audit event is not canonicalisable JSON: {exc}") from exc
-    return plain
 
 
 def _has_float(value: Any) -> bool:
@@ -85,30 +93,55 @@ def append(session: Session, *, event: Mapping[str, Any]) -> AuditEntry:
     Floats are refused: JSON number round trips differ between backends (JSONB keeps the
     decimal text), and an audit chain must re-hash identically forever. Use integers or strings.
     """
-    plain = _plain_json(event)
-    if _has_float(plain):
-        raise AuditError("audit events must not contain floats: use integers or decimal strings")
+    return append_many(session, events=[event])[0]
+
+
+def append_many(session: Session, *, events: Sequence[Mapping[str, Any]]) -> list[AuditEntry]:
+    """Append ``events`` in order, as :func:`append` would one by one, with one lock, one read
+    of the chain's head and one INSERT: the chain is serialised, so the less time each writer
+    holds it the more writers it serves."""
+    # Everything but the head-dependent hash is done before the lock: canonical JSON included.
+    plains = []
+    for event in events:
+        plain, event_jcs = _plain_json(event)
+        if _has_float(plain):
+            raise AuditError("audit events must not contain floats: use integers or decimal strings")
+        plains.append((plain, event_jcs))
+    if not plains:
+        return []
+    now = datetime.now(timezone.utc)
+    created = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     # A second append in the same transaction (lock already held, nothing else can append) follows
     # on from the first without asking the database again.
     txn = session.get_transaction()
     tail = session.info.get(_TAIL_KEY)
     if tail is not None and txn is not None and tail[0] is txn and not session.in_nested_transaction():
-        seq, prev = tail[1] + 1, tail[2]
+        seq, prev = tail[1], tail[2]
     else:
         session.info.pop(_TAIL_KEY, None)  # e.g. inside a savepoint: ask the database
         if session.get_bind().dialect.name == "postgresql":
-            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_AUDIT_LOCK})
-        last = session.execute(select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)).first()
-        seq, prev = (1, GENESIS_HASH) if last is None else (last.seq + 1, last.hash)
-    now = datetime.now(timezone.utc)
-    created = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    entry = {"seq": seq, "created": created, "event": plain}
-    digest = entry_hash(prev, entry)
-    session.add(AuditLog(seq=seq, entry=entry, prev_hash=prev, hash=digest, created_at=now))
-    session.flush()
+            session.connection().execute(_LOCK, {"key": _PG_AUDIT_LOCK})
+        last = session.connection().execute(_HEAD).first()
+        seq, prev = (0, GENESIS_HASH) if last is None else (last.seq, last.hash)
+    out: list[AuditEntry] = []
+    for plain, event_jcs in plains:
+        seq += 1
+        entry = {"seq": seq, "created": created, "event": plain}
+        digest = hashlib.sha256(prev.encode("ascii") + _entry_jcs(seq=seq, created=created, event_jcs=event_jcs)).hexdigest()
+        out.append(AuditEntry(seq=seq, entry=entry, prev_hash=prev, hash=digest))
+        prev = digest
+    session.connection().execute(
+        _INSERT,
+        [{"seq": e.seq, "entry": e.entry, "prev_hash": e.prev_hash, "hash": e.hash, "created_at": now} for e in out],
+    )
     if not session.in_nested_transaction():
-        session.info[_TAIL_KEY] = (session.get_transaction(), seq, digest)
-    return AuditEntry(seq=seq, entry=entry, prev_hash=prev, hash=digest)
+        session.info[_TAIL_KEY] = (session.get_transaction(), out[-1].seq, out[-1].hash)
+    return out
+
+
+_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+_INSERT = insert(AuditLog.__table__)
+_HEAD = select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)
 
 
 def verify_chain(store: RegistryStore, *, batch_size: int = 1000) -> AuditVerification:
@@ -141,4 +174,4 @@ def verify_chain(store: RegistryStore, *, batch_size: int = 1000) -> AuditVerifi
     return AuditVerification(ok=True, first_bad_seq=None, reason=None, count=count, head_hash=prev)
 
 
-__all__ = ["AuditEntry", "AuditVerification", "append", "entry_hash", "verify_chain"]
+__all__ = ["AuditEntry", "AuditVerification", "append", "append_many", "entry_hash", "verify_chain"]

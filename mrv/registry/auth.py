@@ -18,7 +18,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from mrv.errors import AuthError, RegistryError
 from mrv.registry import audit
@@ -78,12 +79,28 @@ def create_token(store: RegistryStore, *, role: Role | str, subject: str) -> str
 
 def authenticate(store: RegistryStore, token: str) -> Principal:
     """The principal of ``token``; raises :class:`AuthError` if it is malformed, unknown or revoked."""
+    _check_shape(token)
+    with store.session(write=False) as s:
+        return authenticate_in(s, token)
+
+
+def _check_shape(token: object) -> None:
     # Shape check first: garbage never reaches the database, and the message never echoes it.
     if not isinstance(token, str) or not _TOKEN.match(token):
         raise AuthError("malformed API token")
+
+
+_BY_HASH = select(ApiToken.id, ApiToken.token_hash, ApiToken.role, ApiToken.subject, ApiToken.revoked_at).where(
+    ApiToken.token_hash == bindparam("digest")
+)
+
+
+def authenticate_in(session: Session, token: str) -> Principal:
+    """:func:`authenticate` inside the caller's transaction (one query), so a request can
+    authenticate and read what it needs in one round of database work."""
+    _check_shape(token)
     digest = hash_token(token)
-    with store.session(write=False) as s:
-        row = s.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).one_or_none()
+    row = session.connection().execute(_BY_HASH, {"digest": digest}).one_or_none()
     if row is None or not hmac.compare_digest(row.token_hash, digest):
         raise AuthError("unknown API token")
     if row.revoked_at is not None:
@@ -109,4 +126,4 @@ def list_tokens(store: RegistryStore) -> list[TokenInfo]:
         return [TokenInfo(r.id, Role(r.role), r.subject, r.created_at, r.revoked_at) for r in rows]
 
 
-__all__ = ["TOKEN_PREFIX", "Principal", "TokenInfo", "authenticate", "create_token", "hash_token", "list_tokens", "revoke"]
+__all__ = ["TOKEN_PREFIX", "Principal", "TokenInfo", "authenticate", "authenticate_in", "create_token", "hash_token", "list_tokens", "revoke"]

@@ -18,7 +18,9 @@ token_app = typer.Typer(no_args_is_help=True, help="API tokens (stored hashed; s
 review_app = typer.Typer(no_args_is_help=True, help="Review issuance requests through the API (officer token).")
 audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log.")
 setup_app = typer.Typer(no_args_is_help=True, help="Registry policy setup.")
+cadt_app = typer.Typer(no_args_is_help=True, help="Publish issued projects and units to a CAD Trust (CADT) node.")
 registry_app.add_typer(token_app, name="token")
+registry_app.add_typer(cadt_app, name="cadt")
 registry_app.add_typer(review_app, name="review")
 registry_app.add_typer(audit_app, name="audit")
 registry_app.add_typer(setup_app, name="setup")
@@ -156,6 +158,43 @@ def audit_verify(db: Db = DEFAULT_DB) -> None:
         return
     typer.echo(f"audit chain BROKEN at entry {result.first_bad_seq}: {result.reason}", err=True)
     raise typer.Exit(code=1)
+
+
+@cadt_app.command("publish")
+def cadt_publish(
+    project_id: Annotated[str, typer.Argument(help="Our project id (as in /v1/projects/{id}), e.g. DEMO-WIND-TN-001.")],
+    cadt: Annotated[str, typer.Option("--cadt", help="Base URL of the CADT node (v1 API).", envvar="MRV_CADT_URL")],
+    registry: RegistryUrl = "http://127.0.0.1:8765",
+    api_key: Annotated[str, typer.Option("--api-key", help="The node's API key (x-api-key; prefer $MRV_CADT_API_KEY).",
+                                         envvar="MRV_CADT_API_KEY", show_default=False)] = "",
+    issuance: Annotated[Optional[list[str]], typer.Option("--issuance", help="Only the units of this issuance id (repeatable).")] = None,
+    attempts: Annotated[int, typer.Option(min=1, max=20, help="Tries per call on timeouts and 5xx.")] = 5,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Publish a project issued by our registry, with its issuances and units, to a CADT node.
+
+    Reads the project and its units from the registry's public API, stages them on the node and
+    commits (project first, then the units pointing at the node's issuance ids). Safe to re-run:
+    records already on the node are updated in place, never created twice."""
+    from mrv.registry.cadt_client import CadtClient, CadtError, CadtRetry, publish_from_registry
+
+    try:
+        with CadtClient(base_url=cadt, api_key=api_key or None, retry=CadtRetry(attempts=attempts)) as client:
+            result = publish_from_registry(registry_url=registry, project_id=project_id, client=client, issuance_ids=issuance or None)
+    except CadtError as exc:
+        _fail(str(exc), code=1)
+    except Exception as exc:  # noqa: BLE001 - the registry unreachable, a record the CADT model refuses
+        _fail(f"{type(exc).__name__}: {exc}", code=1)
+    doc = result.to_dict()
+    if json_out:
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    typer.echo(f"project {project_id} -> CADT warehouseProjectId {doc['warehouseProjectId']} ({doc['project_action']})")
+    for ours, theirs in doc["issuance_ids"].items():
+        typer.echo(f"  issuance {ours} -> {theirs}")
+    for block, unit_id in doc["unit_ids"].items():
+        typer.echo(f"  units {block} -> {unit_id} ({doc['unit_actions'].get(block, 'unchanged')})")
+    typer.echo(f"committed {doc['commits']} staging batch(es) on {cadt.rstrip('/')}")
 
 
 @setup_app.command("demo")

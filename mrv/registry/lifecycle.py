@@ -22,11 +22,13 @@ from datetime import datetime, timezone
 from types import MappingProxyType
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from mrv.errors import IllegalTransition, RegistryError
 from mrv.registry import audit
-from mrv.registry.models import IntakeRequest, RequestStatus
+from mrv.registry.checks import norm_serial
+from mrv.registry.models import IntakeRequest, IntakeRequestMeter, RequestStatus
 
 S = RequestStatus
 ALLOWED: Mapping[RequestStatus, frozenset[RequestStatus]] = MappingProxyType(
@@ -52,6 +54,35 @@ def _utc(value: datetime, what: str) -> datetime:
     return value.astimezone(timezone.utc)
 
 
+def _validate_new(*, report_sha256: str, merkle_root: str, request_digest: str, idempotency_key: str,
+                  requested_quantity: int, device_ids: Sequence[str]) -> None:
+    for name, value in (("report_sha256", report_sha256), ("merkle_root", merkle_root), ("request_digest", request_digest)):
+        if not isinstance(value, str) or not _DIGEST.match(value):
+            raise RegistryError(f"{name} must be 'sha256:' and 64 lowercase hex digits, not {value!r}")
+    if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
+        raise RegistryError("idempotency key must be 1-255 characters")
+    if not isinstance(requested_quantity, int) or isinstance(requested_quantity, bool) or requested_quantity < 1:
+        raise RegistryError(f"requested quantity must be a positive integer, not {requested_quantity!r}")
+    if isinstance(device_ids, str) or not all(isinstance(d, str) and d for d in device_ids):
+        raise RegistryError("device ids must be a list of non-empty strings")
+
+
+_FACT_COLUMNS = frozenset({"manifest_sha256", "period_timezone", "meters", "issuable_tco2e", "verified_tco2e", "opinion",
+                           "report_id", "statement_id", "country", "boundary"})
+
+
+# Core statements on the session's connection (no ORM bookkeeping: nothing here is read back).
+_INSERT_REQUEST = insert(IntakeRequest.__table__)
+_INSERT_METERS = insert(IntakeRequestMeter.__table__)
+
+
+def _add_meters(session: Session, request_id: str, device_ids: Sequence[str]) -> None:
+    """Index the request's meter serials as the period check compares them."""
+    serials = sorted({norm_serial(d) for d in device_ids})
+    if serials:
+        session.connection().execute(_INSERT_METERS, [{"serial": x, "request_id": request_id} for x in serials])
+
+
 def create_request(
     session: Session,
     *,
@@ -75,19 +106,12 @@ def create_request(
     A repeated (token, idempotency key) or report digest raises ``sqlalchemy.exc.IntegrityError``
     at flush: the caller looks up the original request (idempotent retry) or answers 409.
     """
-    for name, value in (("report_sha256", report_sha256), ("merkle_root", merkle_root), ("request_digest", request_digest)):
-        if not isinstance(value, str) or not _DIGEST.match(value):
-            raise RegistryError(f"{name} must be 'sha256:' and 64 lowercase hex digits, not {value!r}")
-    if not isinstance(idempotency_key, str) or not 1 <= len(idempotency_key) <= 255:
-        raise RegistryError("idempotency key must be 1-255 characters")
-    if not isinstance(requested_quantity, int) or isinstance(requested_quantity, bool) or requested_quantity < 1:
-        raise RegistryError(f"requested quantity must be a positive integer, not {requested_quantity!r}")
+    _validate_new(report_sha256=report_sha256, merkle_root=merkle_root, request_digest=request_digest,
+                  idempotency_key=idempotency_key, requested_quantity=requested_quantity, device_ids=device_ids)
     start = _utc(monitoring_period_start, "monitoring period start")
     end = _utc(monitoring_period_end, "monitoring period end")
     if end < start:
         raise RegistryError("monitoring period ends before it starts")
-    if isinstance(device_ids, str) or not all(isinstance(d, str) and d for d in device_ids):
-        raise RegistryError("device ids must be a list of non-empty strings")
     now = datetime.now(timezone.utc)
     req = IntakeRequest(
         id=uuid.uuid4().hex,
@@ -114,6 +138,7 @@ def create_request(
     )
     session.add(req)
     session.flush()  # uniqueness violations surface here, before the audit entry
+    _add_meters(session, req.id, device_ids)
     audit.append(
         session,
         event={
@@ -128,6 +153,111 @@ def create_request(
         },
     )
     return req
+
+
+def record_checked_request(
+    session: Session,
+    *,
+    token_id: str,
+    idempotency_key: str,
+    request_digest: str,
+    project_id: str,
+    methodology_id: str,
+    developer_did: str,
+    vvb_did: str,
+    report_sha256: str,
+    merkle_root: str,
+    monitoring_period_start: datetime,
+    monitoring_period_end: datetime,
+    device_ids: Sequence[str],
+    requested_quantity: int,
+    vintage_year: int,
+    status: RequestStatus,
+    checks: Mapping[str, Any],
+    facts: Mapping[str, Any],
+    labels: Sequence[str],
+    audit_facts: Mapping[str, Any] | None = None,
+) -> str:
+    """A request whose intake checks already ran: :func:`create_request` then :func:`transition`
+    to ``status`` (``checks_passed`` or ``checks_failed``) in one INSERT, with the same two audit
+    entries (``received``, then the status change with the checks), appended together. Returns the
+    request id.
+
+    ``facts``: the package-fact columns of the request (``manifest_sha256``, ``meters``, ...);
+    ``audit_facts``: what the audit entry records of them (default: ``facts``). A repeated (token,
+    idempotency key) or a second counting request for the report raises ``IntegrityError``.
+    """
+    target = RequestStatus(status)
+    if target not in ALLOWED[RequestStatus.RECEIVED]:
+        raise IllegalTransition(f"a checked request is checks_passed or checks_failed, not {target.value}")
+    _validate_new(report_sha256=report_sha256, merkle_root=merkle_root, request_digest=request_digest,
+                  idempotency_key=idempotency_key, requested_quantity=requested_quantity, device_ids=device_ids)
+    start = _utc(monitoring_period_start, "monitoring period start")
+    end = _utc(monitoring_period_end, "monitoring period end")
+    if end < start:
+        raise RegistryError("monitoring period ends before it starts")
+    unknown = set(facts) - _FACT_COLUMNS
+    if unknown:
+        raise RegistryError(f"unknown request fact columns: {', '.join(sorted(unknown))}")
+    now = datetime.now(timezone.utc)
+    request_id = uuid.uuid4().hex
+    # Values as execution parameters, not .values(...): the statement stays one cached compiled
+    # INSERT and the JSON values are not walked by SQL expression coercion.
+    session.connection().execute(
+        _INSERT_REQUEST,
+        dict(
+            id=request_id,
+            token_id=token_id,
+            idempotency_key=idempotency_key,
+            request_digest=request_digest,
+            project_id=project_id,
+            methodology_id=methodology_id,
+            developer_did=developer_did,
+            vvb_did=vvb_did,
+            report_sha256=report_sha256,
+            merkle_root=merkle_root,
+            monitoring_period_start=start,
+            monitoring_period_end=end,
+            device_ids=sorted(set(device_ids)),
+            requested_quantity=requested_quantity,
+            vintage_year=vintage_year,
+            status=target,
+            checks=dict(checks),
+            decision_reason=None,
+            issuance_id=None,
+            created_at=now,
+            updated_at=now,
+            labels=list(labels),
+            **{**dict.fromkeys(_FACT_COLUMNS), **facts},
+        ),
+    )  # uniqueness violations surface here, before the audit entries
+    _add_meters(session, request_id, device_ids)
+    audit.append_many(
+        session,
+        events=[
+            {
+                "type": "intake_request.received",
+                "request_id": request_id,
+                "token_id": token_id,
+                "project_id": project_id,
+                "report_sha256": report_sha256,
+                "merkle_root": merkle_root,
+                "requested_quantity": requested_quantity,
+                "status": RequestStatus.RECEIVED.value,
+            },
+            {
+                "type": "intake_request.status",
+                "request_id": request_id,
+                "from": RequestStatus.RECEIVED.value,
+                "to": target.value,
+                "actor": "intake-checks",
+                "checks": dict(checks),
+                "facts": dict(audit_facts if audit_facts is not None else facts),
+                "labels": list(labels),
+            },
+        ],
+    )
+    return request_id
 
 
 def transition(
@@ -190,4 +320,4 @@ def transition(
     return req
 
 
-__all__ = ["ALLOWED", "can_transition", "create_request", "transition"]
+__all__ = ["ALLOWED", "can_transition", "create_request", "record_checked_request", "transition"]

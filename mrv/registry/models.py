@@ -288,6 +288,8 @@ class IntakeRequest(Base):
         # Double-issuance guard, enforced by the DB: one *counting* request per report. Requests
         # that are checks_failed or rejected do not count (nothing was or will be issued), so the
         # same report may be submitted again after them (migration 0002).
+        # Every request of a report, whatever its status (the double-issuance checks read them).
+        Index("ix_intake_requests_report_sha256", "report_sha256"),
         Index(
             "uq_intake_requests_report_sha256_counted",
             "report_sha256",
@@ -319,6 +321,30 @@ class IntakeRequest(Base):
     issuance_id: Mapped[str | None] = mapped_column(ForeignKey("issuances.id"))
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # What the package said beyond the columns above (mrv.registry.checks.IntakeFacts; migration
+    # 0003 moved them here from the ``_facts`` key of ``checks``). NULL when the package did not say.
+    manifest_sha256: Mapped[str | None] = mapped_column(String(DIGEST_LENGTH))
+    period_timezone: Mapped[str | None] = mapped_column(String(64))
+    meters: Mapped[list[dict[str, str]] | None] = mapped_column(JSONType)  # [{"id": ..., "serial": ...}] from the project file
+    issuable_tco2e: Mapped[int | None] = mapped_column(BigInteger)  # the signed report's
+    verified_tco2e: Mapped[int | None] = mapped_column(BigInteger)  # the VVB statement's
+    opinion: Mapped[str | None] = mapped_column(String(32))
+    report_id: Mapped[str | None] = mapped_column(Text)
+    statement_id: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(100))  # as the report states it (ISO code or name)
+    boundary: Mapped[str | None] = mapped_column(Text)  # GeoJSON geometry as text (JSON numbers kept exactly)
+    labels: Mapped[list[str] | None] = mapped_column(JSONType)  # CADT label texts asked for at submission
+
+
+class IntakeRequestMeter(Base):
+    """The meter serials of a request as the period check compares them (trimmed, case-folded):
+    requests sharing a meter are found through the index, not by reading every request of an
+    overlapping period (migration 0003)."""
+
+    __tablename__ = "intake_request_meters"
+
+    serial: Mapped[str] = mapped_column(Text, primary_key=True)
+    request_id: Mapped[str] = mapped_column(ForeignKey("intake_requests.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
 class AccreditedVVB(Base):
@@ -353,6 +379,20 @@ class SerialCounter(Base):
     registry_code: Mapped[str] = mapped_column(String(32), primary_key=True)
     vintage_year: Mapped[int] = mapped_column(Integer, primary_key=True)
     next_serial: Mapped[int] = mapped_column(BigInteger)
+
+
+class RegistryState(Base):
+    """Version counters of registry state that the intake service caches. ``boundaries`` moves
+    whenever a project location is inserted, changed or deleted: database triggers keep it
+    (migration 0003), so no writer can forget it."""
+
+    __tablename__ = "registry_state"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+BOUNDARIES_STATE = "boundaries"
 
 
 class AuditLog(Base):

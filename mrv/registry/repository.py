@@ -5,46 +5,47 @@ Every function takes the caller's ``Session`` (one transaction, see
 :meth:`mrv.registry.db.RegistryStore.session`) and never commits.
 
 Where a request keeps what the package said
-    ``intake_requests.checks`` holds one ``{"passed", "reason"}`` entry per check name, plus two
-    reserved keys (leading underscore, never a check name): ``_facts`` (the
-    :class:`~mrv.registry.checks.IntakeFacts` of the package, with the boundary as GeoJSON
-    *text*: the audit log refuses floats) and ``_labels`` (the labels asked for at submission).
-    Approval builds the CADT project, issuance and units from them: the package itself is not kept.
+    ``intake_requests.checks`` holds one ``{"passed", "reason"}`` entry per check name. The
+    :class:`~mrv.registry.checks.IntakeFacts` of the package are columns of the request (project,
+    methodology, digests, period and meter serials since 0001; the manifest digest, meters, the
+    report's and statement's quantities, opinion, ids, country and the boundary as GeoJSON *text*
+    since migration 0003, which moved them out of a ``_facts`` key of ``checks``), and so are the
+    labels asked for at submission (``labels``). Approval builds the CADT project, issuance and
+    units from them: the package itself is not kept.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, String, bindparam, cast, func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from mrv.registry import cadt
-from mrv.registry.checks import NON_COUNTING_STATUSES, _norm_serial, CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy
+from mrv.registry.checks import NON_COUNTING_STATUSES, CheckName, IntakeFacts, PriorRequest, RegisteredBoundary, RegistryPolicy, boundary_bounds, norm_serial
 from mrv.registry.models import (
+    BOUNDARIES_STATE,
     AcceptedMethodology,
     AccreditedVVB,
     ApiToken,
     Issuance,
     IntakeRequest,
+    IntakeRequestMeter,
     Label,
     Project,
     ProjectDeveloper,
     ProjectLocation,
+    RegistryState,
     Unit,
     UnitLabel,
 )
 from mrv.registry.serials import SerialBlock, allocate_block
 
-_DIGITS = re.compile(r"[^0-9]")
-FACTS_KEY = "_facts"
-LABELS_KEY = "_labels"
 
 # ISO 3166-1 alpha-2 -> CADT country picklist name, for the codes project files use. A code not
 # here (and not already a picklist name) becomes "Not Specified"; extend as projects need.
@@ -119,6 +120,47 @@ def load_policy(
     )
 
 
+_POLICY_FOR = union_all(
+    select(literal("vvb"), AccreditedVVB.did).where(AccreditedVVB.did == bindparam("vvb")),
+    select(literal("methodology"), AcceptedMethodology.id).where(AcceptedMethodology.id == bindparam("methodology")),
+    select(literal("developer"), ProjectDeveloper.did).where(ProjectDeveloper.project_id == bindparam("project_id")),
+    select(literal("boundaries"), cast(RegistryState.version, String)).where(RegistryState.name == BOUNDARIES_STATE),
+)
+
+
+def load_policy_for(session: Session, facts: IntakeFacts, *, boundary_overlap_tolerance: float = 0.01) -> tuple[RegistryPolicy, int | None]:
+    """The part of the policy the checks of ``facts`` look at (is its VVB accredited, its
+    methodology accepted, who may submit for its project), and the ``boundaries`` version of
+    :data:`~mrv.registry.models.RegistryState`: one query. The checks give the same results with
+    this policy as with :func:`load_policy`'s whole one."""
+    params = {"vvb": facts.vvb_did or "", "methodology": facts.methodology_id or "", "project_id": facts.project_id or ""}
+    vvbs: set[str] = set()
+    methodologies: set[str] = set()
+    developers: set[str] = set()
+    version: int | None = None
+    for kind, value in session.connection().execute(_POLICY_FOR, params):
+        if kind == "vvb":
+            vvbs.add(value)
+        elif kind == "methodology":
+            methodologies.add(value)
+        elif kind == "developer":
+            developers.add(value)
+        else:
+            version = int(value)
+    policy = RegistryPolicy(
+        accredited_vvbs=frozenset(vvbs),
+        project_developers={facts.project_id: frozenset(developers)} if facts.project_id and developers else {},
+        accepted_methodologies=frozenset(methodologies),
+        boundary_overlap_tolerance=boundary_overlap_tolerance,
+    )
+    return policy, version
+
+
+def boundaries_version(session: Session) -> int | None:
+    """The ``boundaries`` version: it moves whenever a project location changes (triggers)."""
+    return session.scalar(select(RegistryState.version).where(RegistryState.name == BOUNDARIES_STATE))
+
+
 _PRIOR_COLUMNS = (
     IntakeRequest.id,
     IntakeRequest.project_id,
@@ -134,6 +176,28 @@ def load_prior_requests(session: Session) -> list[PriorRequest]:
     return _prior_requests(session.execute(select(*_PRIOR_COLUMNS)))
 
 
+def _relevant_prior_statement() -> Any:
+    cols = _PRIOR_COLUMNS
+    by_meter = (
+        select(*cols)
+        .join(IntakeRequestMeter, IntakeRequestMeter.request_id == IntakeRequest.id)
+        .where(
+            IntakeRequestMeter.serial.in_(bindparam("serials", expanding=True)),
+            IntakeRequest.monitoring_period_start < bindparam("hi"),
+            IntakeRequest.monitoring_period_end >= bindparam("lo"),
+        )
+    )
+    # Three indexed lookups (project, report digest, meter serial), not one scan of every request.
+    return union_all(
+        select(*cols).where(IntakeRequest.project_id == bindparam("project_id")),
+        select(*cols).where(IntakeRequest.report_sha256 == bindparam("report_sha256")),
+        by_meter,
+    )
+
+
+_RELEVANT_PRIOR = _relevant_prior_statement()
+
+
 def load_relevant_prior_requests(session: Session, facts: IntakeFacts) -> list[PriorRequest]:
     """The earlier requests the double-issuance checks of ``facts`` can fail on: same project, same
     report digest, or an overlapping monitoring period sharing a meter serial. Evaluating the checks
@@ -144,36 +208,19 @@ def load_relevant_prior_requests(session: Session, facts: IntakeFacts) -> list[P
     start, end = facts.period_start, facts.period_end
     # SQL narrows with a day of slack either side (stored periods are UTC midnights; the exact
     # comparison on dates, as the checks do it, follows in Python).
-    lo = utc_midnight(start) - timedelta(days=1)
-    hi = utc_midnight(end) + timedelta(days=2)
-    serials = {_norm_serial(m) for m in facts.meter_ids}
-    overlapping = and_(IntakeRequest.monitoring_period_start < hi, IntakeRequest.monitoring_period_end >= lo)
-    if not serials:
-        overlapping = false()  # no meters: another project's request cannot conflict
-    elif session.get_bind().dialect.name == "postgresql":
-        # Only requests sharing a meter serial can conflict. Serials match after trim + casefold,
-        # which never adds, drops or changes ASCII digits: requests whose serials' ASCII digits
-        # match one of ours are a superset of the conflicting ones (exact match in Python below).
-        keys = sorted({_DIGITS.sub("", m) for m in serials})
-        elem = func.jsonb_array_elements_text(IntakeRequest.device_ids).table_valued("value").alias("serial")
-        overlapping = and_(
-            overlapping,
-            select(1).select_from(elem).where(func.regexp_replace(elem.c.value, "[^0-9]", "", "g").in_(keys)).exists(),
-        )
-    rows = session.execute(
-        select(*_PRIOR_COLUMNS).where(
-            or_(
-                IntakeRequest.project_id == facts.project_id,
-                IntakeRequest.report_sha256 == facts.report_sha256,
-                overlapping,
-            )
-        )
-    )
-    out = []
+    serials = {norm_serial(m) for m in facts.meter_ids}
+    rows = session.connection().execute(_RELEVANT_PRIOR, {
+        "project_id": facts.project_id, "report_sha256": facts.report_sha256, "serials": sorted(serials),
+        "lo": utc_midnight(start) - timedelta(days=1), "hi": utc_midnight(end) + timedelta(days=2),
+    })
+    out, seen = [], set()
     for p in _prior_requests(rows):
+        if p.request_id in seen:
+            continue
+        seen.add(p.request_id)
         if p.project_id == facts.project_id or p.report_sha256 == facts.report_sha256:
             out.append(p)
-        elif p.period_start <= end and start <= p.period_end and serials & {_norm_serial(m) for m in p.meter_ids}:
+        elif p.period_start <= end and start <= p.period_end and serials & {norm_serial(m) for m in p.meter_ids}:
             out.append(p)
     return out
 
@@ -208,14 +255,15 @@ def load_boundaries(session: Session) -> list[RegisteredBoundary]:
         except (TypeError, ValueError):
             continue
         if isinstance(geometry, dict) and isinstance(geometry.get("type"), str):
-            out.append(RegisteredBoundary(project_id=project_id, geometry=geometry))
+            out.append(RegisteredBoundary(project_id=project_id, geometry=geometry, bounds=boundary_bounds(geometry)))
     return out
 
 
+_BY_KEY = select(IntakeRequest).where(IntakeRequest.token_id == bindparam("token_id"), IntakeRequest.idempotency_key == bindparam("key"))
+
+
 def find_by_idempotency_key(session: Session, *, token_id: str, key: str) -> IntakeRequest | None:
-    return session.scalars(
-        select(IntakeRequest).where(IntakeRequest.token_id == token_id, IntakeRequest.idempotency_key == key)
-    ).one_or_none()
+    return session.scalars(_BY_KEY, {"token_id": token_id, "key": key}).one_or_none()
 
 
 def find_by_report(session: Session, *, report_sha256: str) -> IntakeRequest | None:
@@ -237,17 +285,42 @@ def token_ids_of_subject(subject: str) -> Select[tuple[str]]:
 # --------------------------------------------------------------------------- stored checks
 
 
-def checks_json(
-    *, checks: Iterable[Any], facts: IntakeFacts, labels: Sequence[str]
-) -> dict[str, Any]:
-    """The ``intake_requests.checks`` value (see the module doc); plain JSON without floats."""
-    doc: dict[str, Any] = {c.name.value: {"passed": bool(c.passed), "reason": c.reason} for c in checks}
-    facts_doc = facts.to_dict()
-    boundary = facts_doc.get("boundary")
-    facts_doc["boundary"] = json.dumps(boundary, separators=(",", ":")) if boundary is not None else None
-    doc[FACTS_KEY] = _json_safe(facts_doc)
-    doc[LABELS_KEY] = list(labels)
-    return doc
+def checks_json(*, checks: Iterable[Any]) -> dict[str, Any]:
+    """The ``intake_requests.checks`` value: ``{check name: {"passed", "reason"}}``."""
+    return {c.name.value: {"passed": bool(c.passed), "reason": _json_safe(c.reason)} for c in checks}
+
+
+def fact_columns(facts: IntakeFacts) -> dict[str, Any]:
+    """The package-fact columns of a request (see the module doc); strings the database and the
+    audit chain accept, no floats (the boundary is GeoJSON text)."""
+    boundary = json.dumps(dict(facts.boundary), separators=(",", ":")) if facts.boundary is not None else None
+    return {
+        "manifest_sha256": facts.manifest_sha256 if facts.manifest_sha256 and len(facts.manifest_sha256) <= 71 else None,
+        "period_timezone": _json_safe(facts.period_timezone[:64]) if facts.period_timezone else None,
+        "meters": [{"id": _json_safe(i), "serial": _json_safe(sn)} for i, sn in facts.meters],
+        "issuable_tco2e": _bigint(facts.issuable_tCO2e),
+        "verified_tco2e": _bigint(facts.verified_tCO2e),
+        "opinion": _json_safe(facts.opinion[:32]) if facts.opinion else None,
+        "report_id": _json_safe(facts.report_id) if facts.report_id else None,
+        "statement_id": _json_safe(facts.statement_id) if facts.statement_id else None,
+        "country": _json_safe(facts.country[:100]) if facts.country else None,
+        "boundary": _json_safe(boundary),
+    }
+
+
+def facts_document(facts: IntakeFacts) -> dict[str, Any]:
+    """All the facts as one plain JSON document for the audit entry (boundary as GeoJSON text)."""
+    doc = facts.to_dict()
+    boundary = doc.get("boundary")
+    doc["boundary"] = json.dumps(boundary, separators=(",", ":")) if boundary is not None else None
+    for key in ("issuable_tCO2e", "verified_tCO2e"):
+        doc[key] = _bigint(doc[key])
+    return _json_safe(doc)
+
+
+def _bigint(value: int | None) -> int | None:
+    # BIGINT range, and within JSON's exact integers (the audit entry repeats it)
+    return value if value is not None and -(2**53 - 1) <= value <= 2**53 - 1 else None
 
 
 def check_list(stored: Mapping[str, Any] | None) -> list[dict[str, Any]]:
@@ -259,13 +332,23 @@ def check_list(stored: Mapping[str, Any] | None) -> list[dict[str, Any]]:
 
 
 def stored_facts(req: IntakeRequest) -> dict[str, Any]:
-    facts = (req.checks or {}).get(FACTS_KEY)
-    return dict(facts) if isinstance(facts, Mapping) else {}
+    """The package facts stored with ``req`` (the fact columns; ``boundary`` as GeoJSON text)."""
+    return {
+        "manifest_sha256": req.manifest_sha256,
+        "period_timezone": req.period_timezone,
+        "meters": list(req.meters or []),
+        "issuable_tCO2e": req.issuable_tco2e,
+        "verified_tCO2e": req.verified_tco2e,
+        "opinion": req.opinion,
+        "report_id": req.report_id,
+        "statement_id": req.statement_id,
+        "country": req.country,
+        "boundary": req.boundary,
+    }
 
 
 def stored_labels(req: IntakeRequest) -> list[str]:
-    labels = (req.checks or {}).get(LABELS_KEY)
-    return [str(x) for x in labels] if isinstance(labels, list) else []
+    return [str(x) for x in req.labels] if isinstance(req.labels, list) else []
 
 
 def _json_safe(value: Any) -> Any:
@@ -628,15 +711,16 @@ def issue_units(session: Session, *, req: IntakeRequest, registry_code: str, bas
 
 
 __all__ = [
-    "FACTS_KEY",
     "KNOWN_LABELS",
-    "LABELS_KEY",
     "IssuanceResult",
     "Page",
     "accepted_label_names",
     "cadt_country",
     "check_list",
+    "boundaries_version",
     "checks_json",
+    "fact_columns",
+    "facts_document",
     "find_by_idempotency_key",
     "find_by_report",
     "get_or_create_project",
@@ -647,6 +731,7 @@ __all__ = [
     "list_units",
     "load_boundaries",
     "load_policy",
+    "load_policy_for",
     "load_prior_requests",
     "load_relevant_prior_requests",
     "resolve_label",

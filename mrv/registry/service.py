@@ -40,11 +40,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mrv.errors import AuthError, IllegalTransition, RegistryError, SerialAllocationError
 from mrv.registry import audit, repository
-from mrv.registry.auth import Principal, authenticate
+from mrv.registry.auth import Principal, authenticate, authenticate_in
 from mrv.registry.cadt import UnitStatus
-from mrv.registry.checks import IntakeOutcome, IntakeRequest as CheckRequest, PreparedPackage, evaluate_intake_checks, prepare_package
+from mrv.registry.checks import (
+    NON_COUNTING_STATUSES,
+    IntakeRequest as CheckRequest,
+    PreparedPackage,
+    RegisteredBoundary,
+    evaluate_intake_checks,
+    norm_serial,
+    prepare_package,
+)
 from mrv.registry.db import RegistryStore
-from mrv.registry.lifecycle import create_request, transition
+from mrv.registry.lifecycle import record_checked_request, transition
 from mrv.registry.models import (
     AcceptedMethodology,
     AccreditedVVB,
@@ -60,7 +68,6 @@ log = logging.getLogger("mrv.registry.service")
 MAX_PACKAGE_BYTES = 256 << 20
 ZIP_TYPES = frozenset({"application/zip", "application/x-zip-compressed", "application/octet-stream"})
 MAX_LABELS = 20
-_PG_INTAKE_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv registry intake").digest()[:8], "big", signed=True)
 _RETRIES = 5
 _REPORT_INDEX = "uq_intake_requests_report_sha256_counted"  # partial unique index (migration 0002)
 _DID = re.compile(r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]+$")
@@ -230,6 +237,26 @@ def request_digest(*, body: bytes, quantity: int, labels: list[str]) -> str:
     return "sha256:" + hashlib.sha256(rfc8785.dumps(doc)).hexdigest()
 
 
+def _lock_key(kind: str, value: str) -> int:
+    return int.from_bytes(hashlib.sha256(f"open-dmrv intake {kind}:{value}".encode("utf-8", "replace")).digest()[:8], "big", signed=True)
+
+
+def _lock_keys(facts: Any) -> list[int]:
+    """Advisory-lock keys of a submission: its project and each of its meter serials (as the
+    period check compares them: trimmed, case-folded)."""
+    keys = set()
+    if facts.project_id:
+        keys.add(_lock_key("project", facts.project_id))
+    for serial in facts.meter_ids:
+        keys.add(_lock_key("meter", norm_serial(serial)))
+    return sorted(keys)
+
+
+# Taken in key order (volatile functions in the select list run after the ORDER BY sort), so two
+# submissions that share keys can never deadlock on them.
+_LOCK_KEYS = text("SELECT pg_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k ORDER BY k")
+
+
 def _is_retryable(exc: DBAPIError) -> bool:
     code = getattr(exc.orig, "sqlstate", None)
     return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
@@ -245,6 +272,7 @@ class IntakeService:
         self.store = store
         self.registry_code = registry_code
         self.base_url = base_url
+        self._boundaries: tuple[int, list[RegisteredBoundary]] | None = None  # (version, boundaries)
 
     @contextmanager
     def _write(self) -> Iterator[Any]:
@@ -263,19 +291,34 @@ class IntakeService:
 
     # ---- submit
 
-    def _check(self, prepared: PreparedPackage, s: Any = None) -> tuple[IntakeOutcome, set[str]]:
-        """The intake checks of a prepared package against the registry's current state (read in
-        ``s`` when given, else in a new read session). The second value: the ids of the earlier
-        requests the double-issuance checks looked at (those that can make them fail)."""
-        if s is None:
-            with self.store.session(write=False) as s:
-                return self._check(prepared, s)
-        facts = prepared.facts
-        policy = repository.load_policy(s, project_id=facts.project_id) if facts.project_id else repository.load_policy(s)
-        prior = repository.load_relevant_prior_requests(s, facts)
-        boundaries = repository.load_boundaries(s)
-        outcome = evaluate_intake_checks(prepared, policy=policy, prior_requests=prior, boundaries=boundaries)
-        return outcome, {p.request_id for p in prior if p.request_id}
+    def submitter(self, *, token: str | None, key: str | None) -> tuple[Principal, IntakeRequest | None]:
+        """Who submits (a developer token) and the request it already made with ``key``, if any:
+        one read transaction, before the package is even read (a retry costs one query more than
+        authentication)."""
+        if token is None:
+            raise ApiError(401, "unauthorized", "an API token is required: Authorization: Bearer <token>")
+        with self.store.session(write=False) as s:
+            try:
+                principal = authenticate_in(s, token)
+            except AuthError as exc:
+                raise ApiError(401, "unauthorized", str(exc)) from None
+            if principal.role != Role.DEVELOPER:
+                raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this (needs {Role.DEVELOPER.value})")
+            existing = None
+            if key is not None and 8 <= len(key) <= 200:
+                existing = repository.find_by_idempotency_key(s, token_id=principal.token_id, key=key)
+        return principal, existing
+
+    def _boundaries_at(self, s: Any, version: int | None) -> list[RegisteredBoundary]:
+        """Registered boundaries, cached per process by the ``boundaries`` version (triggers move it
+        whenever a project location changes, so a cached list is never stale)."""
+        cached = self._boundaries
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        loaded = repository.load_boundaries(s)  # read after the version: never older than it
+        if version is not None:
+            self._boundaries = (version, loaded)
+        return loaded
 
     def _replay(self, existing: IntakeRequest, digest: str) -> tuple[int, dict[str, Any]]:
         if existing.request_digest != digest:
@@ -287,20 +330,20 @@ class IntakeService:
             )
         return 200, request_json(existing, original=True)
 
-    def submit(self, *, principal: Principal, key: str, body: bytes, quantity: int, labels: list[str]) -> tuple[int, dict[str, Any]]:
+    def submit(self, *, principal: Principal, key: str, body: bytes, quantity: int, labels: list[str],
+               existing: IntakeRequest | None = None) -> tuple[int, dict[str, Any]]:
+        """Check and store a submission. ``existing``: the request :meth:`submitter` found for
+        ``key`` (replayed without reading the package)."""
         digest = request_digest(body=body, quantity=quantity, labels=labels)
-        with self.store.session(write=False) as s:
-            existing = repository.find_by_idempotency_key(s, token_id=principal.token_id, key=key)
-            if existing is not None:
-                return self._replay(existing, digest)
-        # The package is read and its signatures and digests verified once, outside any lock;
-        # only the checks against the registry's state are re-run when that state moved on.
+        if existing is not None:
+            return self._replay(existing, digest)
+        # The package is read and its signatures, digests and Merkle root verified once, before
+        # any database work: the CPU-heavy part never holds a lock or a connection.
         prepared = prepare_package(CheckRequest(requested_quantity=quantity, package=body))
-        outcome, seen = self._check(prepared)
         for attempt in range(_RETRIES):
             try:
-                return self._store_request(principal=principal, key=key, body=body, quantity=quantity, labels=labels,
-                                           digest=digest, outcome=outcome, seen=seen, prepared=prepared)
+                return self._store_request(principal=principal, key=key, quantity=quantity, labels=labels, digest=digest,
+                                           prepared=prepared, recheck_key=attempt > 0)
             except IntegrityError as exc:
                 # A concurrent submission of the same report (or key) committed first: the retry
                 # finds it and answers as for any duplicate (replay or 409 report_already_submitted).
@@ -314,21 +357,26 @@ class IntakeService:
                     raise
         raise AssertionError("unreachable")
 
-    def _store_request(self, *, principal: Principal, key: str, body: bytes, quantity: int, labels: list[str], digest: str,
-                       outcome: IntakeOutcome, seen: set[str], prepared: PreparedPackage) -> tuple[int, dict[str, Any]]:
+    def _store_request(self, *, principal: Principal, key: str, quantity: int, labels: list[str], digest: str,
+                       prepared: PreparedPackage, recheck_key: bool) -> tuple[int, dict[str, Any]]:
+        f = prepared.facts
         with self._write() as s:
             if s.get_bind().dialect.name == "postgresql":
-                # Intake decisions are serialised: the double-issuance checks see every earlier request.
-                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_INTAKE_LOCK})
-            existing = repository.find_by_idempotency_key(s, token_id=principal.token_id, key=key)
-            if existing is not None:
-                return self._replay(existing, digest)
-            # Under the lock, against committed state: the earlier requests the double-issuance
-            # checks can fail on. If any arrived while the checks ran, check again against them.
-            current = {p.request_id for p in repository.load_relevant_prior_requests(s, prepared.facts) if p.request_id}
-            if current != seen:
-                outcome, seen = self._check(prepared, s)
-            f = outcome.facts
+                # Only submissions that could conflict wait for each other: those of the same
+                # project (period overlap, and the same report, which names its project) and those
+                # sharing a meter serial. The unique indexes on (token, Idempotency-Key) and on
+                # the counting report digest back this up. (SQLite: the write lock serialises.)
+                keys = _lock_keys(f)
+                if keys:
+                    s.connection().execute(_LOCK_KEYS, {"keys": keys})
+            if recheck_key:  # after a unique violation: a concurrent request with this key may have won
+                existing = repository.find_by_idempotency_key(s, token_id=principal.token_id, key=key)
+                if existing is not None:
+                    return self._replay(existing, digest)
+            # Under the locks, against committed state: every request the checks can fail on.
+            policy, version = repository.load_policy_for(s, f)
+            prior = repository.load_relevant_prior_requests(s, f)
+            outcome = evaluate_intake_checks(prepared, policy=policy, prior_requests=prior, boundaries=self._boundaries_at(s, version))
             checks = [c.to_dict() for c in outcome.checks]
             missing = [n for n, v in (("project id", f.project_id), ("report digest", f.report_sha256), ("Merkle root", f.merkle_root),
                                        ("monitoring period", f.period_start and f.period_end)) if not v]
@@ -339,14 +387,19 @@ class IntakeService:
             if len(f.project_id) > 200 or _CONTROL.search(f.project_id) or len(f.developer_did or "") > 500 or len(f.vvb_did or "") > 500 \
                     or len(f.methodology_id or "") > 100 or f.period_end < f.period_start or not 1900 <= f.period_end.year <= 3000:
                 raise ApiError(422, "unreadable_package", "the package's project id, DIDs, methodology or period are malformed", checks=checks)
-            dup = repository.find_by_report(s, report_sha256=f.report_sha256)
-            if dup is not None:
-                extra = {"request_id": dup.id} if dup.token_id == principal.token_id else {}
-                raise ApiError(409, "report_already_submitted",
-                               f"report {f.report_sha256} was already submitted (request status {RequestStatus(dup.status).value}); "
-                               "a report can be submitted again only after every earlier request with it was "
-                               "checks_failed or rejected", checks=checks, **extra)
-            req = create_request(
+            if any(p.report_sha256 == f.report_sha256 and p.status not in NON_COUNTING_STATUSES for p in prior):
+                dup = repository.find_by_report(s, report_sha256=f.report_sha256)
+                if dup is not None and dup.token_id == principal.token_id and dup.idempotency_key == key:
+                    return self._replay(dup, digest)  # this very request, sent twice at once: the original answer
+                if dup is not None:
+                    extra = {"request_id": dup.id} if dup.token_id == principal.token_id else {}
+                    raise ApiError(409, "report_already_submitted",
+                                   f"report {f.report_sha256} was already submitted (request status {RequestStatus(dup.status).value}); "
+                                   "a report can be submitted again only after every earlier request with it was "
+                                   "checks_failed or rejected", checks=checks, **extra)
+            stored = repository.checks_json(checks=outcome.checks)
+            status = RequestStatus.CHECKS_PASSED if outcome.passed else RequestStatus.CHECKS_FAILED
+            request_id = record_checked_request(
                 s,
                 token_id=principal.token_id,
                 idempotency_key=key,
@@ -362,11 +415,14 @@ class IntakeService:
                 device_ids=sorted(f.meter_ids),
                 requested_quantity=quantity,
                 vintage_year=f.period_end.year,
+                status=status,
+                checks=stored,
+                facts=repository.fact_columns(f),
+                labels=labels,
+                audit_facts=repository.facts_document(f),
             )
-            stored = repository.checks_json(checks=outcome.checks, facts=f, labels=labels)
-            to = RequestStatus.CHECKS_PASSED if outcome.passed else RequestStatus.CHECKS_FAILED
-            req = transition(s, request_id=req.id, to=to, actor="intake-checks", checks=stored)
-            return 201, request_json(req, original=True)
+            return 201, {"id": request_id, "status": status.value, "checks": repository.check_list(stored), "project_id": f.project_id,
+                         "requested_quantity": quantity, "report_sha256": f.report_sha256}
 
     # ---- reads
 
@@ -561,7 +617,15 @@ def create_app(*, db_url: str, registry_code: str = DEFAULT_REGISTRY_CODE, base_
 
         return dep
 
-    Developer = Annotated[Principal, Depends(require(Role.DEVELOPER))]
+    async def _submitter(
+        request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    ) -> tuple[Principal, IntakeRequest | None]:
+        # The developer role check of require(Role.DEVELOPER), and the lookup of an earlier request
+        # with this Idempotency-Key, in one database transaction.
+        return await run_in_threadpool(service.submitter, token=creds.credentials if creds is not None else None,
+                                       key=request.headers.get("idempotency-key"))
+
+    Submitter = Annotated[tuple[Principal, IntakeRequest | None], Depends(_submitter)]
     Officer = Annotated[Principal, Depends(require(Role.OFFICER))]
     Reader = Annotated[Principal, Depends(require(Role.DEVELOPER, Role.OFFICER))]
     PageQ = Annotated[int, Query(ge=1, le=1_000_000)]
@@ -581,7 +645,7 @@ def create_app(*, db_url: str, registry_code: str = DEFAULT_REGISTRY_CODE, base_
     )
     async def submit_request(
         request: Request,
-        principal: Developer,
+        submitter: Submitter,
         quantity: Annotated[int, Query(ge=1, le=MAX_BLOCK, description="Units requested (whole tCO2e)")],
         idempotency_key: Annotated[str, Header(alias="Idempotency-Key", min_length=8, max_length=200)],
         label: Annotated[list[str] | None, Query(max_length=MAX_LABELS, description="A label for the units (repeatable): article6 / Article 6 authorization, CORSIA / CORSIA eligible")] = None,
@@ -614,8 +678,9 @@ def create_app(*, db_url: str, registry_code: str = DEFAULT_REGISTRY_CODE, base_
         body = b"".join(chunks)
         if not body:
             raise ApiError(422, "invalid_request", "the request body (the package zip) is empty")
+        principal, existing = submitter
         status, doc = await run_in_threadpool(
-            service.submit, principal=principal, key=idempotency_key, body=body, quantity=quantity, labels=labels
+            service.submit, principal=principal, key=idempotency_key, body=body, quantity=quantity, labels=labels, existing=existing
         )
         return JSONResponse(doc, status_code=status)
 

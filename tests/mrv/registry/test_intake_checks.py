@@ -388,3 +388,20 @@ def test_malformed_report_fails_its_checks_without_crashing(chain, tmp_path):
     assert [c.name for c in outcome.checks] == list(CheckName)
     assert {CheckName.report_signature, CheckName.developer_registered, CheckName.methodology_accepted,
             CheckName.period_not_overlapping, CheckName.boundary_not_overlapping, CheckName.package_integrity} <= _failed(outcome)
+
+
+def test_far_away_boundaries_are_skipped_not_failed(chain, tmp_path):
+    # Projects on other continents cannot overlap: they are skipped by their bounding boxes (an
+    # exact comparison of geometries more than 20° apart is refused by the equal-area projection).
+    pkg = _copy(chain["positive"], tmp_path)
+    far = [RegisteredBoundary(f"FAR-{i}", {"type": "Point", "coordinates": [-120.0 + i, 40.0]}) for i in range(50)]
+    outcome = _run(chain, pkg, boundaries=[*far, RegisteredBoundary("WIND-X", _demo_ring(dlon=0.01))])
+    assert _failed(outcome) == {CheckName.boundary_not_overlapping}
+    reason = outcome.check("boundary_not_overlapping").reason
+    assert reason.startswith("boundary overlaps project WIND-X by 75 %") and "FAR-" not in reason
+    clear = _run(chain, pkg, boundaries=far)
+    assert clear.check("boundary_not_overlapping").passed
+    assert "none of 50 other registered project boundaries" in clear.check("boundary_not_overlapping").reason
+    # a neighbour 0.005° away is within the bounding-box margin: compared exactly, and it passes
+    near = _run(chain, pkg, boundaries=[RegisteredBoundary("NEAR", _demo_ring(dlon=0.045))])
+    assert near.check("boundary_not_overlapping").passed
