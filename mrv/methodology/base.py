@@ -30,7 +30,13 @@ from mrv.methodology.units import parse_quantity, to_unit
 
 ParameterKind = Literal["quantity", "choice", "integer", "boolean"]
 
+#: Optional quantity a calculator may return next to ``ER_y``: credits withheld for a non-permanence
+#: buffer pool [tCO2e, >= 0]. When present, :meth:`Methodology.run` issues
+#: ``max(0, floor(ER_y - buffer_y))``; ``ER_y`` stays the removals eligible before the buffer.
+BUFFER_SYMBOL = "buffer_y"
+
 __all__ = [
+    "BUFFER_SYMBOL",
     "Applicability",
     "CalculationResult",
     "EquationSpec",
@@ -117,7 +123,9 @@ class ParameterSpec:
         return asdict(self)
 
 
-SourceKind = Literal["meters", "instruments", "devices"]
+# "plots" (per-plot remote-sensing statistics with a plot registry) and "inventory" (field tree
+# inventory) feed area-based forestry methodologies (VCS VM0047); the pipeline wires them separately.
+SourceKind = Literal["meters", "instruments", "devices", "plots", "inventory"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +134,9 @@ class MonitoredSpec:
 
     ``source`` says which section of the project file's ``data_sources`` feeds it: electricity
     ``meters``, measuring ``instruments`` (flow, gas analysers, thermocouples; one time series per
-    instrument), or a ``devices`` fleet (one series per device, declared in a device registry file).
+    instrument), a ``devices`` fleet (one series per device, declared in a device registry file),
+    ``plots`` (per-plot, per-date statistics of a remotely sensed index, with a plot registry) or a
+    field ``inventory`` (one row per tree measurement).
     """
 
     # name/unit: the key and unit of the monitored value calculate() reads, unless the methodology
@@ -231,7 +241,8 @@ class Methodology(ABC):
     :meth:`aggregate` and :meth:`calculate`, and may override :meth:`check_applicability`.
 
     :meth:`run` is the only entry point the pipeline, replay and ``mrv calculate`` use:
-    resolve parameters -> check applicability -> aggregate (if data) -> calculate -> round down.
+    resolve parameters -> check applicability -> aggregate (if data) -> calculate -> round down
+    (``ER_y`` minus the ``buffer_y`` a calculator may return, see :data:`BUFFER_SYMBOL`).
     """
 
     info: MethodologyInfo
@@ -242,6 +253,10 @@ class Methodology(ABC):
     aggregated: ClassVar[tuple[MonitoredValue | tuple[str, str, str], ...]] = ()
     equations: tuple[EquationSpec, ...] = ()
     outputs: tuple[OutputSpec, ...] = ()
+    #: When True, :meth:`run` passes the resolved parameters to :meth:`aggregate` as the keyword
+    #: ``parameters`` (for aggregations that depend on project choices, e.g. the number of matched
+    #: control plots). Default False: ``aggregate(data, trace=...)`` as before.
+    aggregate_uses_parameters: ClassVar[bool] = False
 
     @property
     def id(self) -> str:
@@ -397,7 +412,10 @@ class Methodology(ABC):
         treatments: list[dict[str, Any]] = []
         values: dict[str, float] = dict(monitored or {})
         if data is not None:
-            agg, treatments = self.aggregate(data, trace=trace)
+            if self.aggregate_uses_parameters:
+                agg, treatments = self.aggregate(data, trace=trace, parameters=params)  # type: ignore[call-arg]
+            else:
+                agg, treatments = self.aggregate(data, trace=trace)
             values.update(agg)
         missing = [v.name for v in self.monitored_values() if v.name not in values]
         if missing:
@@ -406,11 +424,24 @@ class Methodology(ABC):
         if "ER_y" not in quantities:
             raise ParameterError(f"{self.id}: calculator returned no ER_y")
         er, unit = quantities["ER_y"]
-        issuable = round_down_issuable(er)
-        trace.record(
-            "ER_issuable_y", issuable, "tCO2e", equation="floor(ER_y)",
-            clause=ISSUANCE_ROUNDING_CLAUSE, inputs={"ER_y": er},
-        )
+        if BUFFER_SYMBOL in quantities:
+            # Non-permanence buffer (AFOLU): the calculator returns the withheld buffer credits
+            # buffer_y [tCO2e, >= 0]; issuable = floor(ER_y - buffer_y), never negative.
+            buffer, buffer_unit = quantities[BUFFER_SYMBOL]
+            if buffer_unit != "tCO2e" or not math.isfinite(float(buffer)) or float(buffer) < 0:
+                raise ParameterError(f"{self.id}: {BUFFER_SYMBOL} must be a finite, non-negative tCO2e quantity, got {buffer!r} {buffer_unit}")
+            issuable = round_down_issuable(er - float(buffer))
+            trace.record(
+                "ER_issuable_y", issuable, "tCO2e", equation=f"max(0, floor(ER_y − {BUFFER_SYMBOL}))",
+                clause=f"{ISSUANCE_ROUNDING_CLAUSE}, after the non-permanence buffer is withheld",
+                inputs={"ER_y": er, BUFFER_SYMBOL: float(buffer)},
+            )
+        else:
+            issuable = round_down_issuable(er)
+            trace.record(
+                "ER_issuable_y", issuable, "tCO2e", equation="floor(ER_y)",
+                clause=ISSUANCE_ROUNDING_CLAUSE, inputs={"ER_y": er},
+            )
         return CalculationResult(
             methodology_id=self.id,
             quantities=quantities,

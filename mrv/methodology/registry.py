@@ -12,6 +12,7 @@ _MODULES: tuple[str, ...] = (
     "methodologies.cdm_acm0002.v22",
     "methodologies.cdm_acm0001.v19",
     "methodologies.gs_mecd.v2",
+    "methodologies.vcs_vm0047.v1",
 )
 
 _registry: dict[str, Methodology] = {}

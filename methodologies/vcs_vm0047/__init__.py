@@ -1,0 +1,1 @@
+"""Verra VCS VM0047 Afforestation, Reforestation and Revegetation (area-based approach)."""
