@@ -100,3 +100,21 @@ class AuditError(RegistryError):
 class GeometryError(MRVError):
     """A GeoJSON geometry cannot be read or compared (wrong type, malformed coordinates). The
     message names what is wrong."""
+
+
+class RasterError(MRVError):
+    """A raster cannot be used: unreadable or corrupt file, missing CRS, a grid (transform or
+    shape) that differs from the one expected, or values of an unusable type. The message names
+    the raster and the rule."""
+
+
+class CRSMismatchError(RasterError):
+    """Geometries and a raster (or two rasters) are in different coordinate reference systems.
+    Nothing is reprojected silently: the message names both CRSs."""
+
+
+class SceneError(RasterError):
+    """A satellite scene or its STAC catalog cannot be used: an item whose asset is missing, an
+    asset that is not a readable GeoTIFF, a scene without CRS or in a CRS the run refuses, plots
+    that lie outside every scene. The message names the scene (STAC item id), the asset where one
+    is involved, and the rule."""
