@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, task, unmapped
 
-from mrv import pipeline, sources
+from mrv import arr, pipeline, sources
 from mrv.settings import MRVSettings
 
 
@@ -99,6 +99,45 @@ def source_monitoring(settings: dict[str, Any], run_id: str, project_digest: str
     return finish_run(settings, run_id, calc["calculation"], validated["validation_result"], validated["quarantine"])
 
 
+@task(name="ingest-scenes")
+def ingest_scenes(settings: dict[str, Any], run_id: str, project_digest: str) -> dict[str, str]:
+    return _digests(arr.ingest_scenes(_ctx(settings, run_id), project_digest=project_digest))
+
+
+@task(name="validate-scenes")
+def validate_scenes(settings: dict[str, Any], run_id: str, project_digest: str, scenes: str, geometry: str) -> dict[str, str]:
+    return _digests(arr.validate_scenes_step(_ctx(settings, run_id), project_digest=project_digest, scenes=scenes, geometry=geometry))
+
+
+@task(name="plot-statistics")
+def plot_statistics(settings: dict[str, Any], run_id: str, project_digest: str, scenes: str, geometry: str) -> dict[str, str]:
+    return _digests(arr.plot_statistics(_ctx(settings, run_id), project_digest=project_digest, scenes=scenes, geometry=geometry))
+
+
+@task(name="ingest-inventory")
+def ingest_inventory(settings: dict[str, Any], run_id: str, project_digest: str, geometry: str) -> dict[str, str]:
+    return _digests(arr.ingest_inventory(_ctx(settings, run_id), project_digest=project_digest, geometry=geometry))
+
+
+@task(name="calculate-arr")
+def calculate_arr(settings: dict[str, Any], run_id: str, project_digest: str, validated: str, inventory: str, geometry: str) -> dict[str, str]:
+    ctx = _ctx(settings, run_id)
+    return _digests(arr.calculate(ctx, project_digest=project_digest, validated=validated, inventory=inventory, geometry=geometry))
+
+
+@flow(name="arr-monitoring", flow_run_name="monitoring-{run_id}", log_prints=True)
+def arr_monitoring(settings: dict[str, Any], run_id: str, project_digest: str) -> dict[str, Any]:
+    """Satellite ARR (VM0047): scenes -> raster contract -> plot statistics; field inventory ->
+    tree contract; both -> calculate -> summary."""
+    ing = ingest_scenes(settings, run_id, project_digest)
+    scenes, geometry = ing["scenes"], ing["plot_geometry"]
+    inv = ingest_inventory.submit(settings, run_id, project_digest, geometry)
+    validate_scenes(settings, run_id, project_digest, scenes, geometry)
+    stats = plot_statistics(settings, run_id, project_digest, scenes, geometry)
+    calc = calculate_arr(settings, run_id, project_digest, stats["validated"], inv.result()["inventory"], geometry)
+    return finish_run(settings, run_id, calc["calculation"], stats["validation_result"], stats["quarantine"])
+
+
 def run_project_flow(settings: MRVSettings, *, run_id: str) -> dict[str, Any]:
     """Run :func:`sensor_monitoring` for a registered run (its project file as registered, not as it
     may have changed on disk since); marks the run failed if the flow fails."""
@@ -106,6 +145,8 @@ def run_project_flow(settings: MRVSettings, *, run_id: str) -> dict[str, Any]:
     digest = ctx.lineage.get_run(run_id).project_file_digest
     spec = pipeline.load_spec(ctx, digest)
     try:
+        if spec.satellite is not None:
+            return arr_monitoring(settings.model_dump(mode="json"), run_id, digest)
         kind = sources.source_kind(spec)
         if kind != "meters":
             return source_monitoring(

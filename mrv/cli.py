@@ -218,6 +218,7 @@ class SampleProject(str, Enum):
     wind = "wind"
     landfill = "landfill"
     cooking = "cooking"
+    arr = "arr"
 
 
 def generate_sample(sample: SampleProject, target: Path, *, seed: int) -> Path:
@@ -230,6 +231,10 @@ def generate_sample(sample: SampleProject, target: Path, *, seed: int) -> Path:
         from mrv.sample.cooking import generate_cooking_project
 
         return generate_cooking_project(target, seed=seed)
+    if sample is SampleProject.arr:
+        from mrv.sample.arr import generate_arr_project
+
+        return generate_arr_project(target, seed=seed)
     from mrv.sample import generate_demo_project
 
     return generate_demo_project(target, seed=seed)
@@ -246,7 +251,8 @@ def demo(
     """Generate a bundled sample project (with realistic faults) and run it end to end.
 
     wind: 50 MW wind farm, CDM ACM0002; landfill: landfill-gas flare with a year of minute data,
-    CDM ACM0001 + TOOL06; cooking: 1,500 metered electric cookers, Gold Standard MECD.
+    CDM ACM0001 + TOOL06; cooking: 1,500 metered electric cookers, Gold Standard MECD; arr:
+    Atlantic Forest restoration from synthetic satellite scenes and a field inventory, VCS VM0047.
     """
     settings = _settings(data_dir)
     name = "demo-project" if sample is SampleProject.wind else f"demo-{sample.value}"

@@ -28,6 +28,7 @@ class ProjectType(str, Enum):
     other = "other"  # other grid-connected renewables (ACM0002: hydro, geothermal, ...)
     landfill_gas = "landfill_gas"
     clean_cooking = "clean_cooking"
+    arr = "arr"  # afforestation, reforestation and revegetation (VCS VM0047)
 
 
 class MeterDirection(str, Enum):
@@ -151,8 +152,8 @@ class DataSources(_Model):
 
     @model_validator(mode="after")
     def _unique(self) -> "DataSources":
-        if not self.meters and not self.instruments and self.devices is None:
-            raise ValueError("no data sources: declare meters, instruments or devices")
+        # (an empty section is allowed here; ProjectSpec requires a source unless the project has
+        # a `satellite:` section)
         ids = [m.id for m in self.meters] + [i.id for i in self.instruments]
         dup = sorted({i for i in ids if ids.count(i) > 1})
         if dup:
@@ -220,6 +221,113 @@ class RegistryTarget(_Model):
     program: str | None = None
 
 
+class SatelliteBand(_Model):
+    """A band read from each STAC item: its asset key, 1-based band, optional overrides of the
+    item's scale/offset/nodata (otherwise from ``raster:bands`` or the GeoTIFF)."""
+
+    asset: str = Field(min_length=1)
+    band: int = Field(default=1, ge=1)
+    scale: float | None = None
+    offset: float | None = None
+    nodata: float | None = None
+
+
+class SatelliteMask(_Model):
+    asset: str = Field(min_length=1)
+    valid_values: tuple[int, ...] = Field(min_length=1, description="Stored mask values meaning 'usable pixel'")
+    band: int = Field(default=1, ge=1)
+
+
+class SatelliteGrid(_Model):
+    crs: str = Field(min_length=1, description="CRS of the analysis grid (projected, metres)")
+    resolution: float = Field(gt=0, description="Pixel size in CRS units")
+
+    @field_validator("crs")
+    @classmethod
+    def _crs(cls, v: str) -> str:
+        from pyproj import CRS
+        from pyproj.exceptions import CRSError
+
+        try:
+            CRS.from_user_input(v)
+        except CRSError:
+            raise ValueError(f"unknown CRS {v!r}") from None
+        return v
+
+
+class DateRange(_Model):
+    """Half-open ``[start, end)`` in UTC."""
+
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _order(self) -> "DateRange":
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+
+class Satellite(_Model):
+    """Remote sensing for an area-based ARR project (VM0047): a local STAC catalog of scenes, the
+    plot geometries (GeoJSON, relative to the project file) and the raster contract's thresholds."""
+
+    stac_catalog: str = Field(min_length=1, description="Local static STAC catalog.json, relative to the project file")
+    bands: dict[str, SatelliteBand] = Field(min_length=1, description="band name -> asset (e.g. red, nir)")
+    mask: SatelliteMask | None = None
+    stocking_index: str = Field(default="ndvi", min_length=1, description="'ndvi' (from red and nir) or the name of a provided band")
+    grid: SatelliteGrid
+    analysis_period: DateRange = Field(description="Scenes judged: the pre-project reference years plus the monitoring period")
+    project_start: date
+    boundary: str | None = Field(default=None, description="GeoJSON of the boundary (default: the project file's boundary)")
+    plots: str = Field(min_length=1, description="GeoJSON of the project plots (property plot_id)")
+    donor_pool: str = Field(min_length=1, description="GeoJSON of the donor pool for control plots")
+    control_candidates: str = Field(min_length=1, description="GeoJSON of the control plot candidates (property plot_id)")
+    contract: str = "raster_scenes"
+    qa: dict[str, float] = Field(default_factory=dict, description="${values.*} of the raster contract (resolution_m, ...)")
+
+    @model_validator(mode="after")
+    def _index(self) -> "Satellite":
+        if self.stocking_index == "ndvi":
+            missing = [b for b in ("red", "nir") if b not in self.bands]
+            if missing:
+                raise ValueError(f"stocking_index 'ndvi' needs bands red and nir (missing: {', '.join(missing)})")
+        elif self.stocking_index not in self.bands:
+            raise ValueError(f"stocking_index {self.stocking_index!r} is neither 'ndvi' nor a declared band ({', '.join(self.bands)})")
+        if self.mask is not None and self.mask.asset in self.bands:
+            raise ValueError(f"mask asset {self.mask.asset!r} is also declared as a band")
+        return self
+
+
+class InventoryColumns(_Model):
+    """Column names of the inventory CSV."""
+
+    plot_id: str = "plot_id"
+    tree_id: str = "tree_id"
+    species: str = "species"
+    dbh: str = Field(default="dbh_cm", description="DBH [cm]")
+    height: str = Field(default="height_m", description="Height [m]")
+    wood_density: str = Field(default="wood_density_g_cm3", description="Wood density [g/cm3]")
+    date: str | None = Field(default=None, description="Measurement date column (else field_inventory.measured)")
+
+
+class FieldInventory(_Model):
+    """The field inventory: one CSV row per tree measurement, and the registered inventory
+    (sub)plots as GeoJSON points with ``plot_id`` (and optionally ``radius_m``)."""
+
+    file: str = Field(min_length=1)
+    measured: date | None = Field(default=None, description="Measurement date when the CSV has no date column")
+    plots: str = Field(min_length=1, description="GeoJSON of the inventory plot centres (property plot_id)")
+    subplot_radius_m: float = Field(gt=0, description="Radius of the circular inventory plots [m]")
+    columns: InventoryColumns = Field(default_factory=InventoryColumns)
+
+    @model_validator(mode="after")
+    def _date(self) -> "FieldInventory":
+        if self.measured is None and self.columns.date is None:
+            raise ValueError("give the measurement date: field_inventory.measured or columns.date")
+        return self
+
+
 class ProjectInfo(_Model):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: str
@@ -232,9 +340,23 @@ class ProjectSpec(_Model):
     boundary: Boundary
     monitoring_period: MonitoringPeriod
     installed_capacity: Capacity | None = None
-    data_sources: DataSources
+    data_sources: DataSources = Field(default_factory=DataSources)
+    satellite: Satellite | None = None
+    field_inventory: FieldInventory | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     registry: RegistryTarget | None = None
+
+    @model_validator(mode="after")
+    def _sources(self) -> "ProjectSpec":
+        ds = self.data_sources
+        if self.satellite is None:
+            if not ds.meters and not ds.instruments and ds.devices is None:
+                raise ValueError("no data sources: declare meters, instruments or devices under data_sources (or a satellite: section)")
+            if self.field_inventory is not None:
+                raise ValueError("field_inventory needs a satellite: section (area-based ARR projects)")
+        elif self.field_inventory is None:
+            raise ValueError("a satellite: project needs its field_inventory: section (trees of the inventory plots)")
+        return self
 
     # Set by load_project: the directory globs are relative to. Not part of the YAML.
     base_dir: Path = Field(default=Path("."), exclude=True)

@@ -134,9 +134,14 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
     with zipfile.ZipFile(package) as zf, tempfile.TemporaryDirectory(prefix="mrv-replay-") as tmp:
         report = json.loads(zf.read(REPORT_DOC))
         replay_info = report["credentialSubject"]["replay"]
-        _check_versions(replay_info, use_installed=use_installed, notes=result.notes)
         manifest = Manifest.from_bytes(zf.read(MANIFEST_PATH))
         by_role = {e.role: e for e in manifest.entries}
+        arr_spec = parse_project(zf.read(PROJECT_FILE_PATH).decode("utf-8"), source=f"{package.name}!{PROJECT_FILE_PATH}", base_dir=Path(tmp))
+        if arr_spec.satellite is not None:
+            _check_versions_arr(replay_info, use_installed=use_installed, notes=result.notes)
+            _replay_arr(zf, arr_spec, manifest, by_role, Path(tmp), result, report)
+            return result
+        _check_versions(replay_info, use_installed=use_installed, notes=result.notes)
 
         def extract(path: str, dest: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -236,3 +241,107 @@ def _trace_diff(recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]) 
         if va != vb:
             out.append(TraceDifference(sym, va, vb, (a or b or {}).get("unit", "")))
     return out
+
+
+# --------------------------------------------------------------------------- satellite (ARR) runs
+
+
+def _check_versions_arr(replay_info: dict[str, Any], *, use_installed: bool, notes: list[str]) -> None:
+    """As :func:`_check_versions`, with the raster contract (``mrv.raster.contracts``)."""
+    from mrv.raster.contracts import load_raster_contract
+
+    problems = []
+    recorded_pkg = str(replay_info.get("code_version", "")).split("+")[0]
+    if recorded_pkg != __version__:
+        problems.append(f"open-dmrv {recorded_pkg} produced the report; {__version__} is installed")
+    try:
+        get_methodology(replay_info["methodology_id"])
+    except MethodologyError:
+        problems.append(f"methodology {replay_info['methodology_id']} is not installed")
+    installed = load_raster_contract(replay_info["contract_id"]).version
+    if installed != replay_info["contract_version"]:
+        problems.append(f"raster contract {replay_info['contract_id']} {replay_info['contract_version']} was used; {installed} is installed")
+    if problems and not use_installed:
+        raise ReplayError(
+            "replay refused: " + "; ".join(problems) + ". Install the recorded versions, or pass --use-installed "
+            "to replay with the installed code (every difference is then reported)."
+        )
+    notes.extend(f"replayed with installed code: {p}" for p in problems)
+
+
+class _Blobs:
+    """Packaged raw assets by digest, extracted to files (what :func:`scene_from_json` reads)."""
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self._paths = paths
+
+    def local_path(self, digest: str) -> Path:
+        try:
+            return self._paths[digest]
+        except KeyError:
+            raise ReplayError(f"scene asset {digest} is not among the packaged raw inputs") from None
+
+
+def _replay_arr(zf: zipfile.ZipFile, spec: Any, manifest: Manifest, by_role: dict[str, Any], root: Path, result: ReplayResult,
+                report: dict[str, Any]) -> None:
+    """Recompute a satellite (VM0047) run from its packaged raw inputs: scene assets, GeoJSON files
+    and the field inventory, through the same pure functions as :mod:`mrv.arr`."""
+    from mrv import arr
+    from mrv.raster.scenes import scene_from_json
+
+    def extract(entry: Any, dest: Path) -> Path:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(zf.read(entry.path))
+        return dest
+
+    # 1. ingest: scene assets (by digest, from the raw inputs) and the GeoJSON files
+    raws = [e for e in manifest.entries if e.role.startswith("raw/scenes/")]
+    if not raws:
+        raise ReplayError(f"{result.package}: no raw scene assets in the package")
+    blobs = {e.sha256: extract(e, root / "raw" / "scenes" / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(sorted(raws, key=lambda e: e.role))}
+    if "scenes" not in by_role:
+        raise ReplayError(f"{result.package}: the package has no scenes artifact")
+    recorded_scenes = json.loads(zf.read(by_role["scenes"].path))
+    scenes = [scene_from_json(d, _Blobs(blobs)) for d in recorded_scenes]
+    _compare(result, "ingest scenes", by_role, "scenes", json_bytes(arr.scenes_document(scenes)))
+    docs: dict[str, Any] = {}
+    for key in arr.GEO_KEYS:
+        entry = by_role.get(f"raw/geo/{key}.geojson")
+        if entry is not None:
+            docs[key] = json.loads(zf.read(entry.path))
+    missing = [k for k in arr.GEO_KEYS if k not in docs and k != "boundary"]
+    if missing:
+        raise ReplayError(f"{result.package}: GeoJSON input(s) missing: {', '.join(missing)}")
+    _compare(result, "ingest scenes: plot geometry", by_role, "plot_geometry", json_bytes(docs))
+    geo = arr.plot_geometry(spec, docs)
+
+    # 2. raster contract, stage 1
+    _compare(result, "validate scenes", by_role, "scene_validation", arr.scene_stage(spec, scenes, geo).to_bytes())
+
+    # 3. plot statistics + stage 2 + plot_statistics contract
+    recorded_validation = json.loads(zf.read(by_role["validation_result"].path))
+    engine = (recorded_validation.get("plot_statistics_contract") or {}).get("engine", "native")
+    stats = arr.compute_plot_statistics(spec, scenes, geo, engine=engine)
+    _compare(result, "plot statistics: result", by_role, "validation_result", json_bytes(stats.document))
+    _compare(result, "plot statistics: valid plot-dates", by_role, "validated", frame_to_parquet_bytes(stats.validated))
+    _compare(result, "plot statistics: quarantine", by_role, "quarantine", frame_to_parquet_bytes(stats.quarantine))
+
+    # 4. field inventory
+    inv_entry = next((e for e in manifest.entries if e.role.startswith("raw/inventory/")), None)
+    if inv_entry is None:
+        raise ReplayError(f"{result.package}: the field inventory file is missing")
+    trees = arr.read_inventory(extract(inv_entry, root / "raw" / "inventory" / PurePosixPath(inv_entry.role).name), spec)
+    outcome = arr.validate_inventory(spec, trees, geo, engine=engine)
+    _compare(result, "ingest inventory: result", by_role, "inventory_validation", json_bytes(validation_document(outcome)))
+    inventory = outcome.valid.reset_index(drop=True)
+    _compare(result, "ingest inventory: trees", by_role, "inventory", frame_to_parquet_bytes(inventory))
+
+    # 5. calculation
+    recorded_calc = json.loads(zf.read(by_role["calculation"].path))
+    doc = arr.calculation_document(spec, stats.validated, inventory, arr.plot_registry(geo))
+    _compare(result, "calculate", by_role, "calculation", json_bytes(doc))
+    result.issuable_recorded = int(report["credentialSubject"]["issuable_tCO2e"])
+    result.issuable_replayed = int(doc["issuable_tCO2e"])
+    if recorded_calc["issuable_tCO2e"] != result.issuable_recorded:
+        result.notes.append("the signed report's issuable quantity differs from the packaged calculation")
+    result.trace_differences = _trace_diff(recorded_calc["trace"], doc["trace"])

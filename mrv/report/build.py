@@ -132,8 +132,53 @@ def report_subject(
     }
 
 
+def matched_controls(calculation: Mapping[str, Any]) -> dict[str, list[str]]:
+    """VM0047 runs: project plot -> its matched control plots, from the trace (``w[<plot>]`` steps)."""
+    out: dict[str, list[str]] = {}
+    for step in calculation.get("trace", []):
+        sym = str(step.get("symbol", ""))
+        if sym.startswith("w[") and sym.endswith("]") and isinstance(step.get("inputs"), Mapping):
+            out[sym[2:-1]] = sorted(step["inputs"])
+    return out
+
+
+def arr_chart_frames(validated: pd.DataFrame, calculation: Mapping[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Satellite (VM0047) runs: the stocking-index series per plot group — the median over the
+    project plots and over their matched control plots of each date's valid plot means (pure)."""
+    matches = matched_controls(calculation)
+    controls = {c for cs in matches.values() for c in cs}
+    projects = set(matches)
+    ids = validated["plot_id"].astype(str)
+    frames = []
+    for label, members in (("project plots (median SI)", projects), ("matched controls (median SI)", controls)):
+        sel = validated[ids.isin(members)] if members else validated.iloc[:0]
+        g = sel.groupby("ts", sort=True)["value"].median()
+        frames.append(pd.DataFrame({"meter_id": label, "ts": pd.to_datetime(g.index, utc=True), "value": g.to_numpy(dtype="float64")}))
+    series = pd.concat(frames, ignore_index=True)
+    empty = series.iloc[:0]
+    units = {"project plots (median SI)": "SI", "matched controls (median SI)": "SI"}
+    return series, empty, {"how": "mean", "units": units, "gaps": False}
+
+
+def arr_map_layers(geo_docs: Mapping[str, Any], calculation: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Satellite runs: the donor pool, the project plots and the matched control plots for the map."""
+    matches = matched_controls(calculation)
+    controls = {c for cs in matches.values() for c in cs}
+
+    def geoms(key: str, keep: Any = None) -> list[dict[str, Any]]:
+        feats = (geo_docs.get(key) or {}).get("features") or []
+        return [f["geometry"] for f in feats if keep is None or str((f.get("properties") or {}).get("plot_id")) in keep]
+
+    return [
+        {"label": "donor pool", "color": "#c7e9c0", "geometries": geoms("donor_pool")},
+        {"label": "project plots", "color": "#1b7837", "geometries": geoms("plots")},
+        {"label": "matched controls", "color": "#d95f02", "geometries": geoms("control_candidates", controls)},
+    ]
+
+
 def chart_frames(
-    spec: ProjectSpec, validated: pd.DataFrame, quarantine: pd.DataFrame, gaps: list[dict[str, Any]]
+    spec: ProjectSpec, validated: pd.DataFrame, quarantine: pd.DataFrame, gaps: list[dict[str, Any]],
+    calculation: Mapping[str, Any] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The validated and quarantined rows shaped for the monitored-series chart (pure).
 
@@ -144,6 +189,8 @@ def chart_frames(
     """
     from mrv.sources import source_kind
 
+    if spec.satellite is not None:
+        return arr_chart_frames(validated, calculation or {})
     kind = source_kind(spec)
     if kind == "meters":
         return validated, quarantine, {}
@@ -232,10 +279,13 @@ def build_report(
     # advance (all but the proof value); its digests go into the subject, so the signature covers it.
     doc = {**plain_json(subject), "gaps": plain_json(validation.get("gaps", [])), "signature": signature_preview}
     series, quarantine, hint = chart_frames(
-        spec, read_parquet_artifact(store, outputs["validated"]), read_parquet_artifact(store, outputs["quarantine"]), doc["gaps"]
+        spec, read_parquet_artifact(store, outputs["validated"]), read_parquet_artifact(store, outputs["quarantine"]), doc["gaps"],
+        calculation=calculation,
     )
     if hint:
         doc["series_chart"] = hint
+    if spec.satellite is not None and "plot_geometry" in outputs:
+        doc["map_layers"] = arr_map_layers(json.loads(store.read_bytes(outputs["plot_geometry"])), calculation)
     html = render_html(doc, series=series, quarantine=quarantine)
     pdf = render_pdf(doc, series=series, quarantine=quarantine)
     subject["renderings"] = [

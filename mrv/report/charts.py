@@ -328,12 +328,21 @@ def _deg(value: float, pos_sym: str, neg_sym: str, decimals: int) -> str:
     return f"{abs(value):.{decimals}f}°{sym}"
 
 
-def boundary_map(geometry: Mapping[str, Any], *, fmt: ImageFormat = "svg") -> bytes:
+def boundary_map(geometry: Mapping[str, Any], *, fmt: ImageFormat = "svg", layers: Sequence[Mapping[str, Any]] = ()) -> bytes:
     """The project boundary (GeoJSON Point, Polygon or MultiPolygon, WGS 84 lon/lat) on plain
-    axes with degree ticks, a scale bar and a north arrow: no tiles, nothing fetched."""
+    axes with degree ticks, a scale bar and a north arrow: no tiles, nothing fetched.
+
+    ``layers``: further outlines drawn over it with a legend (e.g. project plots, matched control
+    plots, the donor pool of a satellite project), each ``{"label", "color", "geometries": [GeoJSON
+    Polygon or MultiPolygon, ...]}``; the map extent includes them."""
     kind, polygons = _rings(geometry)
+    layer_polys = [(str(l["label"]), str(l.get("color", "#444444")), [_rings(g)[1] for g in l.get("geometries", [])]) for l in layers]
     lons = [p[0] for poly in polygons for ring in poly for p in ring]
     lats = [p[1] for poly in polygons for ring in poly for p in ring]
+    for _, _, groups in layer_polys:
+        for polys in groups:
+            lons += [p[0] for poly in polys for ring in poly for p in ring]
+            lats += [p[1] for poly in polys for ring in poly for p in ring]
     lon0, lon1, lat0, lat1 = min(lons), max(lons), min(lats), max(lats)
     pad = max(0.15 * max(lon1 - lon0, lat1 - lat0), 0.005)
     lon0, lon1, lat0, lat1 = lon0 - pad, lon1 + pad, lat0 - pad, lat1 + pad
@@ -356,6 +365,14 @@ def boundary_map(geometry: Mapping[str, Any], *, fmt: ImageFormat = "svg") -> by
                 ax.add_patch(MplPolygon(exterior, closed=True, facecolor=BOUNDARY_FILL, edgecolor=BOUNDARY_EDGE, linewidth=1.2, alpha=0.9))
                 for hole in holes:
                     ax.add_patch(MplPolygon(hole, closed=True, facecolor="white", edgecolor=BOUNDARY_EDGE, linewidth=0.8, linestyle="--"))
+        handles = []
+        for label, color, groups in layer_polys:
+            for polys in groups:
+                for poly in polys:
+                    ax.add_patch(MplPolygon(poly[0], closed=True, facecolor=color, edgecolor=color, linewidth=0.6, alpha=0.8))
+            handles.append(MplPolygon([(0, 0)], closed=True, facecolor=color, edgecolor=color, label=f"{label} ({len(groups)})"))
+        if handles:
+            ax.legend(handles=handles, loc="lower right", fontsize=6, framealpha=0.85)
         ax.set_xlim(lon0, lon1)
         ax.set_ylim(lat0, lat1)
         ax.set_aspect(1.0 / coslat)  # a degree of longitude is cos(lat) as long as one of latitude

@@ -657,7 +657,7 @@ def _images(
             how=hint.get("how", "sum"), units=hint.get("units"),
         )
     if "map" in doc.figures:
-        out["map"] = charts.boundary_map(report["project"]["boundary"], fmt=fmt)
+        out["map"] = charts.boundary_map(report["project"]["boundary"], fmt=fmt, layers=report.get("map_layers") or ())
     return out
 
 
