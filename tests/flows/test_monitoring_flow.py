@@ -75,3 +75,33 @@ def test_cli_errors_are_clear_and_exit_2(tmp_path):
 
     proc = subprocess.run([*MRV, "lineage", "show", "no-such-run", "--data-dir", str(tmp_path / "ws")], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no-such-run" in proc.stderr
+
+
+SMALL_SAMPLES = {
+    "landfill": ("mrv.sample.landfill", "generate_landfill_project", {"seed": 5, "days": 5}),
+    "cooking": ("mrv.sample.cooking", "generate_cooking_project", {"seed": 5, "devices": 60, "days": 28}),
+    "arr": ("mrv.sample.arr", "generate_arr_project", {"seed": 5}),
+}
+
+
+@pytest.mark.parametrize("sample", sorted(SMALL_SAMPLES))
+def test_mrv_run_flows_instrument_fleet_and_satellite_projects(tmp_path, sample):
+    """`mrv run` runs the Prefect flow for each kind of monitored data, and gives the same calculation
+    bytes as the plain-function path."""
+    import importlib
+
+    from mrv import pipeline
+    from mrv.settings import MRVSettings
+
+    module, func, kwargs = SMALL_SAMPLES[sample]
+    project = getattr(importlib.import_module(module), func)(tmp_path / "project", **kwargs)
+    ws = tmp_path / "ws"
+    proc = subprocess.run([*MRV, "run", str(project), "--data-dir", str(ws)], env=_env(tmp_path), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summaries = list((ws / "runs").glob("*/summary.json"))
+    assert len(summaries) == 1
+    summary = json.loads(summaries[0].read_text())
+    assert summary["issuable_tCO2e"] > 0
+    assert f"{summary['issuable_tCO2e']:,}" in proc.stdout
+    local = pipeline.run_local(MRVSettings(home=tmp_path / "ws-local"), project)
+    assert local["artifacts"]["calculation"] == summary["artifacts"]["calculation"]
