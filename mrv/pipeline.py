@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import tempfile
 import threading
 import traceback
@@ -30,8 +31,10 @@ import pyarrow.parquet as pq
 
 from mrv.artifacts import ArtifactRef, LocalArtifactStore
 from mrv.contracts import ContractContext, load_contract
-from mrv.contracts import validate_readings as run_contract
+from mrv.contracts import validate_readings as run_contract  # noqa: F401
+from mrv.contracts.runner import validate_series_frames
 from mrv.errors import ContractBlocked, IngestError, MRVError
+from mrv.frames import _concat_columnwise, _utc_array, concat_readings  # noqa: F401  (re-exported)
 from mrv.ingest.invoices import read_invoices
 from mrv.ingest.meters import read_meter_files
 from mrv.methodology import MonitoringInput
@@ -45,6 +48,7 @@ from mrv.workspace import Workspace
 PARQUET = "application/vnd.apache.parquet"
 JSON = "application/json"
 METER_CONTRACT = "meter_readings"
+_WORKERS = max(2, min(8, os.cpu_count() or 2))  # threads for per-series work inside one step
 
 # Step names, recorded in lineage and shown by `mrv lineage show`.
 STEP_PROJECT = "register_project"
@@ -176,7 +180,7 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
     fleet-size frames (timestamps, values, row numbers) are near-unique, so trying a dictionary
     for them only costs time before Parquet falls back to plain encoding.
     """
-    table = pa.Table.from_pandas(df, preserve_index=False)
+    table = frame_to_table(df)
     dict_cols = [
         f.name
         for f in table.schema
@@ -196,6 +200,61 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
     buf = io.BytesIO()
     pq.write_table(table, buf, compression="lz4", use_dictionary=dict_cols, column_encoding=delta or None, write_statistics=stats)
     return buf.getvalue()
+
+
+def frame_to_table(df: pd.DataFrame) -> pa.Table:
+    """``pa.Table.from_pandas(df, preserve_index=False)``, built column by column without copies
+    for the dtypes of tidy frames (numbers, booleans, UTC datetimes, categoricals of text): the
+    same schema (pandas metadata included) and values, so the same Parquet bytes. Other dtypes
+    (e.g. text columns) go through ``from_pandas``."""
+    if not isinstance(df.index, pd.RangeIndex) or df.columns.has_duplicates or not all(isinstance(c, str) for c in df.columns):
+        return pa.Table.from_pandas(df, preserve_index=False)
+    arrays = []
+    for name in df.columns:
+        arr = _column_to_arrow(df[name])
+        if arr is None:
+            return pa.Table.from_pandas(df, preserve_index=False)
+        arrays.append(arr)
+    schema = pa.Schema.from_pandas(df.iloc[:0], preserve_index=False)
+    try:
+        table = pa.Table.from_arrays(arrays, schema=schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError):  # pragma: no cover - a dtype mapped otherwise
+        return pa.Table.from_pandas(df, preserve_index=False)
+    return table
+
+
+def _validity(missing: np.ndarray) -> tuple[pa.Buffer | None, int]:
+    n_missing = int(np.count_nonzero(missing))
+    if n_missing == 0:
+        return None, 0
+    return pa.py_buffer(np.packbits(~missing, bitorder="little")), n_missing
+
+
+def _column_to_arrow(s: pd.Series) -> pa.Array | None:
+    """One column as Arrow the way ``from_pandas`` converts it (NaN/NaT/-1 code -> null), or None."""
+    dtype = s.dtype
+    n = len(s)
+    if isinstance(dtype, np.dtype) and dtype.kind == "f" and dtype.itemsize == 8:
+        values = np.ascontiguousarray(s.to_numpy())
+        validity, nulls = _validity(np.isnan(values))
+        return pa.Array.from_buffers(pa.float64(), n, [validity, pa.py_buffer(values)], null_count=nulls)
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return pa.array(np.ascontiguousarray(s.to_numpy()))
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        raw = np.ascontiguousarray(s.array._ndarray).view(np.int64)
+        validity, nulls = _validity(raw == np.iinfo(np.int64).min)
+        return pa.Array.from_buffers(pa.timestamp(dtype.unit, tz=str(dtype.tz)), n, [validity, pa.py_buffer(raw)], null_count=nulls)
+    if isinstance(dtype, pd.CategoricalDtype) and not dtype.ordered:
+        cats = dtype.categories
+        if len(cats) and not all(isinstance(c, str) for c in cats):
+            return None
+        codes = np.ascontiguousarray(s.cat.codes.to_numpy())
+        validity, nulls = _validity(codes < 0)
+        index_type = pa.from_numpy_dtype(codes.dtype)
+        indices = pa.Array.from_buffers(index_type, n, [validity, pa.py_buffer(codes)], null_count=nulls)
+        dictionary = pa.array(list(cats), type=pa.large_string())
+        return pa.DictionaryArray.from_arrays(indices, dictionary)
+    return None
 
 
 class _FrameCache:
@@ -297,15 +356,30 @@ def now_utc() -> datetime:
 def _named_view(store: LocalArtifactStore, refs: Sequence[ArtifactRef]) -> Iterator[list[Path]]:
     """Blobs seen under their original names (readers pick the format by suffix and name files in
     errors), without copying: a temporary directory of symlinks to the read-only blobs."""
-    with tempfile.TemporaryDirectory(prefix="mrv-view-") as tmp:
-        paths = []
+    tmp = Path(tempfile.mkdtemp(prefix="mrv-view-"))
+    made: list[Path] = []
+    try:
         for i, ref in enumerate(refs):
-            d = Path(tmp) / f"{i:05d}"
+            d = tmp / f"{i:05d}"
             d.mkdir()
+            made.append(d)
             p = d / (ref.original_name or ref.digest.split(":")[1])
             p.symlink_to(store.local_path(ref.digest))
-            paths.append(p)
-        yield paths
+            made.append(p)
+        yield [p for p in made if p.parent != tmp]
+    finally:
+        # Only what was made here: symlinks and their directories (cheaper than a tree walk).
+        for p in reversed(made):
+            try:
+                p.rmdir() if p.parent == tmp else p.unlink()
+            except OSError:
+                pass
+        try:
+            tmp.rmdir()
+        except OSError:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ingest_meter(ctx: RunContext, *, project_digest: str, meter_id: str) -> dict[str, ArtifactRef]:
@@ -371,12 +445,12 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
 
     def compute() -> dict[str, ArtifactRef]:
         frames = [read_parquet_artifact(ctx.store, ref.digest, consume=True) for _, ref in sorted(inputs.items())]
-        df = concat_readings(frames, consume=True)
-        del frames
-        outcome = run_contract(
-            df, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit
+        # One frame per meter: validated meter by meter in threads and merged (the same outcome as
+        # the contract on their concatenation, without building it: see validate_series_frames).
+        outcome = validate_series_frames(
+            frames, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit,
+            max_workers=_WORKERS, consume=True,
         )
-        del df
         if outcome.blocked:
             result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
             try:
@@ -399,106 +473,6 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
         return out
 
     return run_step(ctx, name=STEP_VALIDATE, parameters=params, inputs=inputs, compute=compute)
-
-
-def concat_readings(frames: Sequence[pd.DataFrame], *, consume: bool = False) -> pd.DataFrame:
-    """Concatenate per-meter frames keeping categorical columns categorical (plain ``pd.concat``
-    falls back to per-row objects when the categories differ); categories become the sorted union.
-
-    ``consume=True`` (``frames`` a list the caller gives up): each frame is released as soon as it
-    has been copied, so the peak memory is about one copy of the data instead of two.
-    """
-    if len(frames) == 1:
-        return frames[0]
-    fast = _concat_columnwise(frames, consume=consume)
-    if fast is not None:
-        return fast
-    cat_cols = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.CategoricalDtype)]
-    for c in cat_cols:
-        cats = sorted(set().union(*(f[c].cat.categories for f in frames)))
-        frames = [f.assign(**{c: f[c].cat.set_categories(cats)}) for f in frames]
-    return pd.concat(frames, ignore_index=True)
-
-
-def _utc_array(naive: Any, dtype: pd.DatetimeTZDtype) -> Any:
-    """A tz-aware datetime array over ``naive`` UTC datetime64 values, without a copy (the public
-    ``tz_localize`` path costs ~1 s per 50 M rows for what is a relabelling)."""
-    try:
-        return pd.arrays.DatetimeArray._simple_new(naive, dtype=dtype)
-    except (AttributeError, TypeError):  # pragma: no cover - other pandas versions
-        return pd.Series(naive, copy=False).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).array
-
-
-def _concat_columnwise(frames: Sequence[pd.DataFrame], *, consume: bool = False) -> pd.DataFrame | None:
-    """``concat_readings`` for the usual case (same columns, numpy / datetime / unordered
-    categorical dtypes): each column preallocated once and filled frame by frame, categorical
-    codes remapped onto the sorted union of categories. ``None`` when a frame does not fit (then
-    nothing has been consumed); the general path handles it."""
-    first = frames[0]
-    columns = list(first.columns)
-    if first.columns.has_duplicates or any(list(f.columns) != columns for f in frames):
-        return None
-    # Pass 1 (dtypes only): does every column fit, and what is its output buffer?
-    plan: dict[str, tuple[str, Any]] = {}
-    for c in columns:
-        dtypes = [f.dtypes.iloc[j] for f in frames for j in [columns.index(c)]]
-        d0 = dtypes[0]
-        if isinstance(d0, pd.CategoricalDtype):
-            if any(not isinstance(d, pd.CategoricalDtype) or d.ordered for d in dtypes):
-                return None
-            cats = sorted(set().union(*(d.categories for d in dtypes)))
-            plan[c] = ("cat", pd.CategoricalDtype(cats))
-        elif isinstance(d0, pd.DatetimeTZDtype) or (isinstance(d0, np.dtype) and d0.kind in "biufcmM"):
-            if any(d != d0 for d in dtypes):
-                return None
-            plan[c] = ("tz" if isinstance(d0, pd.DatetimeTZDtype) else "np", d0)
-        else:
-            return None
-    total = sum(len(f) for f in frames)
-    bufs: dict[str, np.ndarray] = {}
-    lookups: dict[str, dict[Any, int]] = {}
-    for c, (kind, d) in plan.items():
-        if kind == "cat":
-            n_cats = len(d.categories)
-            bufs[c] = np.empty(total, dtype=np.int8 if n_cats < 127 else np.int16 if n_cats < 32_000 else np.int32)
-            lookups[c] = {v: i for i, v in enumerate(d.categories)}
-        elif kind == "tz":
-            bufs[c] = np.empty(total, dtype=f"M8[{d.unit}]")
-        else:
-            bufs[c] = np.empty(total, dtype=d)
-    # Pass 2: fill, releasing each frame once copied (when consuming).
-    pos = 0
-    for i in range(len(frames)):
-        f = frames[i]
-        n = len(f)
-        for c, (kind, d) in plan.items():
-            out = bufs[c][pos : pos + n]
-            s = f[c]
-            if kind == "cat":
-                codes = s.cat.codes.to_numpy()
-                cats = list(s.cat.categories)
-                if cats == list(d.categories):
-                    out[:] = codes
-                else:
-                    lookup = np.array([lookups[c][v] for v in cats] + [-1], dtype=out.dtype)
-                    np.take(lookup, codes, out=out)  # code -1 (missing) -> last slot -> -1
-            elif kind == "tz":
-                out[:] = s.array._ndarray
-            else:
-                out[:] = s.to_numpy()
-        pos += n
-        if consume:
-            frames[i] = None  # type: ignore[index]
-        del f, s
-    out_cols: dict[str, Any] = {}
-    for c, (kind, d) in plan.items():
-        if kind == "cat":
-            out_cols[c] = pd.Categorical.from_codes(bufs[c], dtype=d, validate=False)
-        elif kind == "tz":
-            out_cols[c] = _utc_array(bufs[c], d)
-        else:
-            out_cols[c] = bufs[c]
-    return pd.DataFrame(out_cols, columns=columns, copy=False)
 
 
 def validation_document(outcome: Any) -> dict[str, Any]:
@@ -709,6 +683,10 @@ def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None =
         with _FRAMES.activate():
             from mrv.sources import source_kind
 
+            if spec.satellite is not None:  # area-based ARR (satellite scenes + field inventory): mrv.arr
+                from mrv.arr import run_local_arr
+
+                return run_local_arr(ctx, digest, spec)
             if source_kind(spec) != "meters":
                 return _run_local_sources(ctx, digest, spec, max_workers=max_workers)
             with ThreadPoolExecutor(max_workers=max_workers) as pool:

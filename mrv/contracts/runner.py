@@ -365,7 +365,7 @@ def _resolve_duplicates(e: CompiledExpectation, frame: pd.DataFrame, keys: Serie
     return _Dedup(dropped, reasons, details)
 
 
-def _gap_report(keys: SeriesKeys, context: ContractContext) -> pd.DataFrame:
+def _gap_report(keys: SeriesKeys, context: ContractContext, *, only: np.ndarray | None = None) -> pd.DataFrame:
     """Missing data per declared series within the monitoring period, from the valid readings
     (first column: the contract's key column).
 
@@ -401,7 +401,7 @@ def _gap_report(keys: SeriesKeys, context: ContractContext) -> pd.DataFrame:
     def edge(code: int, start: int, end: int, position: GapPosition) -> None:
         edge_c.append(code), edge_s.append(start), edge_e.append(end), edge_p.append(position)
 
-    for code in range(nd):
+    for code in range(nd) if only is None else [int(c) for c in only if c < nd]:
         if code not in block_of:
             edge(code, p0, p1, "whole_period")
             continue
@@ -502,6 +502,21 @@ def validate_readings(
     compiled = compile_contract(contract, context=context)
     if used == "native":
         native.check_supported(compiled.expectations)  # fail before any work
+    return _validate(frame, contract=contract, context=context, compiled=compiled, used=used)
+
+
+def _validate(
+    frame: pd.DataFrame,
+    *,
+    contract: Contract,
+    context: ContractContext,
+    compiled: CompiledContract,
+    used: EngineUsed,
+    part: bool = False,
+) -> ValidationOutcome:
+    """:func:`validate_readings` on a checked frame. ``part``: the frame is one series of a larger
+    input (:func:`validate_series_frames`): the gap report covers only the series present in it
+    and table-level findings are left to the merge."""
     evaluate = _Evaluator(used, compiled)
     rules = contract.rules
     rule_index = {r.id: i for i, r in enumerate(rules)}
@@ -561,7 +576,7 @@ def validate_readings(
     work2 = add_derived(valid_in, keys=keys2, context=context, rules=[e.rule for e in stage2], always=("calibration_valid",))
     ev2 = evaluate(work2, stage2, keys=keys2, asset="valid")
     valid = valid_in.assign(calibration_valid=work2["calibration_valid"].to_numpy(dtype=bool))
-    gaps = _gap_report(keys2, context)
+    gaps = _gap_report(keys2, context, only=np.unique(keys1.codes[keys1.codes >= 0]) if part else None)
 
     # ---- verdicts
     q_counts = np.bincount(q_rule, minlength=len(rules)) if len(q_rule) else np.zeros(len(rules), dtype=np.int64)
@@ -581,7 +596,7 @@ def validate_readings(
         elif ev.unexpected_index is not None and len(ev.unexpected_index):
             ex = ev.unexpected_index[:MAX_FINDINGS]
             details["findings"] = _findings(_where(wframe, ex), _render_reasons(e, wframe, ex))
-        elif ev.unexpected_index is None and details.get("missing"):
+        elif ev.unexpected_index is None and details.get("missing") and not part:
             details["findings"] = _missing_findings(e, frame, keys1, first, rules, details["missing"][:MAX_FINDINGS])
         results.append(
             RuleResult(
@@ -639,3 +654,184 @@ def _missing_findings(
             text += f" (files: {', '.join(files)}; {len(rows)} input row(s)" + (f", quarantined: {by_rule})" if by_rule else ")")
         out.append(text)
     return out
+
+
+# --------------------------------------------------------------------------- one series at a time
+
+
+def _single_series(frame: pd.DataFrame, key: str) -> str | None:
+    """The one series id of ``frame`` (every row has it), else ``None``."""
+    s = frame[key]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        if len(codes) == 0 or int(codes.min()) < 0 or int(codes.max()) != int(codes.min()):
+            return None
+        return str(s.cat.categories[int(codes[0])])
+    values = pd.unique(s.to_numpy(dtype=object))
+    return str(values[0]) if len(values) == 1 and values[0] is not None and not pd.isna(values[0]) else None
+
+
+def _separable(compiled: CompiledContract, key: str, ids: Sequence[str]) -> bool:
+    """Whether every rule judges a row by its own series only (row-level rules, duplicates within a
+    series) or is a coverage check of the declared series that the merge can redo."""
+    for e in compiled.expectations:
+        if e.type not in native.HANDLERS:
+            return False
+        if e.type == "expect_compound_columns_to_be_unique" and key not in e.kwargs.get("column_list", ()):
+            return False
+        if not e.row_level:
+            if e.type != "expect_column_distinct_values_to_contain_set" or e.kwargs.get("column") != key:
+                return False
+            if e.kwargs.get("row_condition") is not None or list(e.kwargs.get("value_set", ())) != list(ids):
+                return False
+    return True
+
+
+def validate_series_frames(
+    frames: Sequence[pd.DataFrame],
+    *,
+    contract: Contract,
+    context: ContractContext,
+    engine: Engine = "auto",
+    gx_row_limit: int = 2_000_000,
+    max_workers: int = 2,
+    consume: bool = False,
+) -> ValidationOutcome:
+    """:func:`validate_readings` of the concatenation of ``frames`` (one series each, in order),
+    without building it: with the native engine and a contract whose rules judge each row within
+    its own series, each frame is validated on its own (in ``max_workers`` threads) and the
+    results merged; the outcome equals that of the concatenated frame. Anything else (GX, a frame
+    holding several or undeclared series, a failed coverage or block rule, whose messages need
+    the whole input) is validated on the concatenation.
+
+    ``consume=True`` (``frames`` a list the caller gives up): the list is emptied and each frame
+    released once its rows are copied into the result, so the peak memory stays near one copy.
+    """
+    from mrv.frames import concat_readings
+
+    given = frames
+    frames = list(frames)
+    if consume and isinstance(given, list):
+        given.clear()
+    total = sum(len(f) for f in frames)
+    used = resolve_engine(engine, rows=total, gx_row_limit=gx_row_limit)
+
+    def whole() -> ValidationOutcome:
+        df = concat_readings(frames, consume=consume)
+        frames.clear()
+        return validate_readings(df, contract=contract, context=context, engine=used, gx_row_limit=gx_row_limit)
+
+    if used != "native" or len(frames) < 2:
+        return whole()
+    compiled = compile_contract(contract, context=context)
+    native.check_supported(compiled.expectations)
+    ids = context.source_ids
+    position = {s: i for i, s in enumerate(ids)}
+    if not _separable(compiled, contract.key, ids):
+        return whole()
+    checked = [_check_input(f, contract) for f in frames]
+    series = [_single_series(f, contract.key) for f in checked]
+    if any(s is None or s not in position for s in series) or len(set(series)) != len(series):
+        return whole()
+
+    def one(f: pd.DataFrame) -> ValidationOutcome:
+        return _validate(f, contract=contract, context=context, compiled=compiled, used="native", part=True)
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="mrv-validate") as pool:
+        parts = list(pool.map(one, checked))
+    if not _mergeable(parts, series, context):
+        del parts, checked
+        return whole()
+    # The categories the concatenated input would have: the union over all frames.
+    cat_cols = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.CategoricalDtype)]
+    categories = {c: sorted(set().union(*(f[c].cat.categories for f in frames))) for c in cat_cols}
+    if consume:  # from here on, the per-series outcomes hold the only references to the rows
+        del checked
+        frames.clear()
+    return _merge(parts, series, categories, compiled=compiled, contract=contract, context=context, consume=consume)
+
+
+def _mergeable(parts: Sequence[ValidationOutcome], series: Sequence[str | None], context: ContractContext) -> bool:
+    """Whether the per-series outcomes decide the whole: every declared series kept a valid row
+    (coverage) and no block rule failed (its message names rows of the whole input)."""
+    present = {s for s, p in zip(series, parts) if len(p.valid)}
+    if any(i not in present for i in context.source_ids):
+        return False
+    for i, rule in enumerate(parts[0].rules):
+        if rule.severity is Severity.block and not all(p.rules[i].success for p in parts):
+            if rule.unexpected_count or any(p.rules[i].unexpected_count for p in parts):
+                return False  # a row-level block rule failed
+    return True
+
+
+def _merge(
+    parts: list[ValidationOutcome],
+    series: Sequence[str | None],
+    categories: dict[str, list[Any]],
+    *,
+    compiled: CompiledContract,
+    contract: Contract,
+    context: ContractContext,
+    consume: bool,
+) -> ValidationOutcome:
+    """One outcome from the per-series outcomes (checked by :func:`_mergeable`)."""
+    from mrv.frames import concat_readings
+
+    ids = context.source_ids
+    rules = contract.rules
+    results: list[RuleResult] = []
+    for i, rule in enumerate(rules):
+        rs = [p.rules[i] for p in parts]
+        e = next(x for x in compiled.expectations if x.rule_id == rule.id)
+        if not e.row_level:
+            results.append(RuleResult(rule.id, rule.severity, rule.description, rule.clause, True, 0, 0,
+                                      {"evaluate_on": rule.evaluate_on.value, "missing_count": 0, "missing": []}))
+            continue
+        details: dict[str, Any] = {"evaluate_on": rule.evaluate_on.value}
+        for k in ("duplicate_keys", "conflicting_keys", "copies_quarantined"):
+            if k in rs[0].details:
+                details[k] = sum(int(r.details[k]) for r in rs)
+        if any("findings" in r.details for r in rs):  # row order: the frames are consecutive
+            details["findings"] = [f for r in rs for f in r.details.get("findings", ())][:MAX_FINDINGS]
+        results.append(
+            RuleResult(
+                rule_id=rule.id,
+                severity=rule.severity,
+                description=rule.description,
+                clause=rule.clause,
+                success=all(r.success for r in rs),
+                unexpected_count=sum(r.unexpected_count for r in rs),
+                quarantined_count=sum(r.quarantined_count for r in rs),
+                details=details,
+            )
+        )
+    q_parts = [p.quarantine for p in parts if len(p.quarantine)]
+    if q_parts:
+        quarantine = concat_readings(q_parts, categories=categories)
+    else:
+        quarantine = concat_readings([parts[0].quarantine], categories=categories)
+    del q_parts
+    order = sorted(range(len(parts)), key=lambda j: ids.index(series[j]))  # gap report: declared order
+    gap_parts = [parts[j].gaps for j in order if len(parts[j].gaps)]
+    gaps = pd.concat(gap_parts, ignore_index=True) if gap_parts else parts[order[0]].gaps.iloc[0:0].reset_index(drop=True)
+    input_rows = sum(p.input_rows for p in parts)
+    valid_parts = [p.valid for p in parts]
+    if consume:
+        parts.clear()  # the valid frames are now referenced only by valid_parts, released one by one
+    valid = concat_readings(valid_parts, categories=categories, consume=consume)
+    del valid_parts
+    return ValidationOutcome(
+        valid=valid,
+        quarantine=quarantine,
+        rules=results,
+        gaps=gaps,
+        engine="native",
+        contract_id=contract.id,
+        contract_version=contract.version,
+        suite=compiled.suite_json(),
+        series_ids=tuple(ids),
+        input_rows=input_rows,
+        key=contract.key,
+    )

@@ -417,6 +417,17 @@ def _register_deltas(
 # --------------------------------------------------------------------------- public API
 
 
+_UTC_US = pd.DatetimeTZDtype("us", "UTC")
+
+
+def utc_datetime_array(us: npt.NDArray[np.int64]) -> pd.api.extensions.ExtensionArray:
+    """A ``datetime64[us, UTC]`` array over UTC microseconds, without copying them."""
+    try:
+        return pd.arrays.DatetimeArray._simple_new(us.view("M8[us]"), dtype=_UTC_US)
+    except (AttributeError, TypeError):  # pragma: no cover - other pandas versions
+        return pd.Series(us.view("M8[us]")).dt.tz_localize("UTC").array
+
+
 def _empty_frame() -> pd.DataFrame:
     return pd.DataFrame(
         {
@@ -468,14 +479,21 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
         parts.append(reader(path, meter))
 
     names = np.array([Path(f).name for f in files], dtype=object)
-    file_idx = np.concatenate([np.full(len(p.rows), i, dtype=np.int32) for i, p in enumerate(parts)])
-    rows = np.concatenate([p.rows for p in parts])
-    values = np.concatenate([p.values for p in parts])
-    ts = np.concatenate([p.times.us for p in parts])
-    local = np.concatenate([np.full(len(p.rows), p.times.local) for p in parts])
-    if local.any():
-        sel = np.flatnonzero(local)
-        ts[sel] = _localize(ts[sel], tz=meter.timezone, meter_id=meter.id, files=names[file_idx[sel]], rows=rows[sel])
+    if len(parts) == 1:  # one file (the usual case): its arrays as they are, no concatenation copies
+        (part,) = parts
+        file_idx: npt.NDArray[np.int32] | None = None
+        rows, values, ts = part.rows, part.values, part.times.us
+        if part.times.local:
+            ts = _localize(ts, tz=meter.timezone, meter_id=meter.id, files=np.broadcast_to(names[:1], (len(ts),)), rows=rows)
+    else:
+        file_idx = np.concatenate([np.full(len(p.rows), i, dtype=np.int32) for i, p in enumerate(parts)])
+        rows = np.concatenate([p.rows for p in parts])
+        values = np.concatenate([p.values for p in parts])
+        ts = np.concatenate([p.times.us for p in parts])
+        local = np.concatenate([np.full(len(p.rows), p.times.local) for p in parts])
+        if local.any():
+            sel = np.flatnonzero(local)
+            ts[sel] = _localize(ts[sel], tz=meter.timezone, meter_id=meter.id, files=names[file_idx[sel]], rows=rows[sel])
 
     interval_us = meter.interval_minutes * _US_PER_MINUTE
     factor = UNIT_TO_KWH[meter.unit]
@@ -484,6 +502,8 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
     if meter.reading is ReadingKind.cumulative:
         assert meter.register_max is not None  # guaranteed by the Meter model
         inst = ts if label_end else ts + interval_us  # the snapshot instant: end of the labelled interval
+        if file_idx is None:
+            file_idx = np.zeros(len(rows), dtype=np.int32)
         keep = ~np.isnan(values)
         bad = np.flatnonzero(keep & ((values < 0) | (values >= meter.register_max)))
         if len(bad):
@@ -511,21 +531,27 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
         register = np.full(len(values), np.nan)
         if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
             order = np.argsort(ts, kind="stable")
-            ts, values, rows, file_idx = ts[order], values[order], rows[order], file_idx[order]
+            ts, values, rows = ts[order], values[order], rows[order]
+            file_idx = None if file_idx is None else file_idx[order]
 
     n = len(ts)
     # Repeated text columns are categoricals (dictionary-encoded in Parquet): on fleet-size data,
     # per-row strings would dominate every later read, concat and group-by.
     uniq, file_codes = np.unique(np.asarray(list(names), dtype=object), return_inverse=True)
     zeros = np.zeros(n, dtype=np.int8)
+    if file_idx is None:  # one file: every row has its (only) code
+        source_file = pd.Categorical.from_codes(zeros, categories=list(uniq))
+    else:
+        source_file = pd.Categorical.from_codes(file_codes[np.asarray(file_idx, dtype=np.int64)], categories=list(uniq))
     return pd.DataFrame(
         {
             "meter_id": pd.Categorical.from_codes(zeros, categories=[meter.id]),
-            "ts": pd.Series(np.ascontiguousarray(ts, dtype=np.int64).view("M8[us]")).dt.tz_localize("UTC"),
+            # UTC instants labelled UTC: a relabelling, not the copy tz_localize makes.
+            "ts": pd.Series(utc_datetime_array(np.ascontiguousarray(ts, dtype=np.int64)), copy=False),
             "value": np.ascontiguousarray(values, dtype=np.float64),
             "unit": pd.Categorical.from_codes(zeros, categories=["kWh"]),
             "register": np.ascontiguousarray(register, dtype=np.float64),
-            "source_file": pd.Categorical.from_codes(file_codes[np.asarray(file_idx, dtype=np.int64)], categories=list(uniq)),
+            "source_file": source_file,
             "source_row": np.ascontiguousarray(rows, dtype=np.int64),
         },
         copy=False,  # the arrays are fresh: no need to copy them into consolidated blocks

@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mrv.errors import IngestError
-from mrv.ingest.meters import UNIT_TO_KWH, _and_more, _localize, _parse_time_column, _where, parse_numbers, read_csv_columns
+from mrv.ingest.meters import UNIT_TO_KWH, _and_more, _localize, _parse_time_column, _where, parse_numbers, read_csv_columns, utc_datetime_array
 from mrv.project import DeviceFleet, Instrument
 
 __all__ = [
@@ -57,8 +57,12 @@ class _Series:
     timezone: str
 
 
-def _read_columns(path: Path, columns: Sequence[str]) -> tuple[dict[str, Any], npt.NDArray[np.int64]]:
-    """The named columns of a CSV (as text) or Parquet file, and each row's 1-based number."""
+def _read_columns(path: Path, columns: Sequence[str], *, dictionary: Sequence[str] = ()) -> tuple[dict[str, Any], npt.NDArray[np.int64]]:
+    """The named columns of a CSV (as text) or Parquet file, and each row's 1-based number.
+
+    ``dictionary``: text columns of a Parquet file to read dictionary-encoded (as Parquet stores
+    them), e.g. the device ids of a fleet file, rather than as one string per row.
+    """
     file = path.name
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -72,12 +76,30 @@ def _read_columns(path: Path, columns: Sequence[str]) -> tuple[dict[str, Any], n
             raise IngestError(
                 f"{_where(file)}: missing column(s) {', '.join(repr(c) for c in missing)} (file has {', '.join(repr(n) for n in schema.names)})"
             )
-        table = pq.read_table(path, columns=list(dict.fromkeys(columns)))
+        text = [c for c in dictionary if pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type)]
+        table = pq.read_table(path, columns=list(dict.fromkeys(columns)), read_dictionary=text or None)
     except (pa.ArrowException, OSError) as exc:
         raise IngestError(f"{_where(file)}: not a readable Parquet file ({exc})") from None
     if table.num_rows == 0:
         raise IngestError(f"{_where(file)}: no data rows")
     return {c: table.column(c) for c in columns}, np.arange(1, table.num_rows + 1, dtype=np.int64)
+
+
+def _dictionary_parts(arr: Any) -> list[tuple[np.ndarray, npt.NDArray[np.integer[Any]]]]:
+    """(distinct values used, as Python strings; per-row index into them) for each chunk of a
+    column: a dictionary-encoded chunk as it is, any other one encoded here."""
+    out = []
+    for ch in arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]:
+        if not pa.types.is_dictionary(ch.type):
+            ch = ch.cast(pa.string()).dictionary_encode()
+        values = np.asarray(ch.dictionary.cast(pa.string()).to_pylist(), dtype=object)
+        indices = ch.indices.to_numpy(zero_copy_only=False)
+        if len(values) > 1 or len(indices) == 0:
+            used = np.bincount(indices, minlength=len(values)) > 0 if len(indices) else np.zeros(len(values), dtype=bool)
+            if not used.all():  # a stored dictionary may hold values no row uses: not categories
+                values = np.where(used, values, None)
+        out.append((values, indices))
+    return out
 
 
 def _times_utc(
@@ -112,7 +134,7 @@ def _categorical(codes: npt.NDArray[np.integer[Any]], categories: Sequence[str])
 
 
 def _ts_series(us: npt.NDArray[np.int64]) -> pd.Series:
-    return pd.Series(np.ascontiguousarray(us, dtype=np.int64).view("M8[us]")).dt.tz_localize("UTC")
+    return pd.Series(utc_datetime_array(np.ascontiguousarray(us, dtype=np.int64)), copy=False)  # a relabelling, no copy
 
 
 def read_instrument_files(files: Sequence[Path], *, instrument: Instrument, unit: str) -> pd.DataFrame:
@@ -210,25 +232,30 @@ def read_device_files(files: Sequence[Path], *, fleet: DeviceFleet) -> pd.DataFr
         raise IngestError("device fleet: no files to read")
     series = _Series("device fleet", fleet.timezone)
     cols = [fleet.id_column, fleet.timestamp_column, fleet.value_column]
-    read = [(_read_columns(Path(f), cols), Path(f).name) for f in files]
+    read = [(_read_columns(Path(f), cols, dictionary=[fleet.id_column]), Path(f).name) for f in files]
     names = [n for _, n in read]
     ts = _times_utc([(c[fleet.timestamp_column], rows) for (c, rows), _ in read], names, series=series, column=fleet.timestamp_column)
     values = np.concatenate([parse_numbers(c[fleet.value_column], file=n, column=fleet.value_column, rows=rows) for (c, rows), n in read])
     rows = np.concatenate([rows for (_, rows), _ in read])
     file_idx = np.concatenate([np.full(len(r), i, dtype=np.int32) for i, ((_, r), _) in enumerate(read)])
     # Device ids: dictionary-encode per file, then map to one sorted category list.
-    id_parts: list[npt.NDArray[np.int64]] = []
-    id_dicts: list[np.ndarray] = []
+    # (Parquet stores them dictionary-encoded: read that way, each chunk's few distinct ids are
+    # mapped once instead of hashing every row's string again.)
+    id_parts: list[tuple[np.ndarray, npt.NDArray[np.integer[Any]]]] = []
     for (c, rows_f), n in read:
         arr = c[fleet.id_column]
         if arr.null_count:
             bad = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))
             raise IngestError(f"{_where(n, int(rows_f[bad[0]]))}: empty {fleet.id_column}{_and_more(len(bad))}")
-        enc = pa.chunked_array([ch.cast(pa.string()) for ch in (arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr])]).dictionary_encode().combine_chunks()
-        id_dicts.append(np.asarray(enc.dictionary.to_pylist(), dtype=object))
-        id_parts.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
-    categories = np.unique(np.concatenate(id_dicts)) if id_dicts else np.zeros(0, dtype=object)
-    codes = np.concatenate([np.searchsorted(categories, d)[p] for d, p in zip(id_dicts, id_parts)]).astype(np.int32)
+        id_parts += _dictionary_parts(arr)
+    used_ids = [v[v != None] for v, _ in id_parts]  # noqa: E711 (object arrays: elementwise)
+    categories = np.unique(np.concatenate(used_ids)) if used_ids else np.zeros(0, dtype=object)
+    codes = np.empty(len(ts), dtype=np.int32)
+    pos = 0
+    for ids_used, indices in id_parts:
+        lookup = np.searchsorted(categories, np.where(ids_used == None, categories[0] if len(categories) else "", ids_used)).astype(np.int32)  # noqa: E711
+        np.take(lookup, indices, out=codes[pos : pos + len(indices)])
+        pos += len(indices)
     if fleet.timestamp_label == "end":
         ts = ts - fleet.interval_minutes * _US_PER_MINUTE
     factor = UNIT_TO_KWH[fleet.unit]

@@ -122,3 +122,45 @@ def test_in_set_on_categorical_matches_isin():
     got, _ = native._in_set(frame, {"column": "unit", "value_set": ["kWh"]}, domain, None, "r")
     want = domain & s.notna().to_numpy() & ~s.astype(object).isin(["kWh"]).to_numpy()
     np.testing.assert_array_equal(got, want)
+
+
+def _tidy_frames():
+    a = _meter_frame("M1", "a.parquet", 5000, "2023-01-01", seed=1)
+    b = a.copy()
+    b.loc[3, "value"] = np.nan
+    b["register"] = np.where(np.arange(len(b)) % 3 == 0, np.nan, 1.5)
+    b["ts"] = b["ts"].where(np.arange(len(b)) != 7)  # a NaT
+    b["meter_id"] = b["meter_id"].cat.set_categories(["M0", "M1"]).where(np.arange(len(b)) != 9)  # a missing code, unused category
+    b["calibration_valid"] = np.arange(len(b)) % 2 == 0
+    empty = b.iloc[0:0].reset_index(drop=True)
+    q = b.iloc[:10].reset_index(drop=True).assign(rule_id=pd.array(["r"] * 10, dtype="string"))
+    return [a, b, empty, q]
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_frame_to_table_matches_from_pandas(which):
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    df = _tidy_frames()[which]
+    fast = pipeline.frame_to_table(df)
+    slow = pa.Table.from_pandas(df, preserve_index=False)
+    assert fast.schema.equals(slow.schema, check_metadata=True)
+    assert fast.equals(slow)
+    data = pipeline.frame_to_parquet_bytes(df)
+    buf = io.BytesIO()
+    pq.write_table(slow, buf)  # the Parquet bytes do not depend on how the table was built
+    roundtrip = pq.read_table(io.BytesIO(data)).to_pandas()
+    pd.testing.assert_frame_equal(roundtrip, pq.read_table(buf).to_pandas())
+
+
+@pytest.mark.parametrize("which", range(4))
+def test_parquet_bytes_do_not_depend_on_the_table_fast_path(which, monkeypatch):
+    import pyarrow as pa
+
+    df = _tidy_frames()[which]
+    fast = pipeline.frame_to_parquet_bytes(df)
+    monkeypatch.setattr(pipeline, "frame_to_table", lambda d: pa.Table.from_pandas(d, preserve_index=False))
+    assert pipeline.frame_to_parquet_bytes(df) == fast

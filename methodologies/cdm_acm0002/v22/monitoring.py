@@ -171,7 +171,7 @@ def _prepare_readings(data: MonitoringInput, meters: dict[str, MeterInfo]) -> pd
         value = pd.to_numeric(value, errors="coerce").astype(np.float64)
     df = pd.DataFrame({
         "meter_id": meter_cat.cat.rename_categories(cats) if cats else meter_cat,
-        "ts": pd.to_datetime(raw["ts"], utc=True),
+        "ts": _utc(raw["ts"]),
         "value": value,
         "calibration_valid": valid_flag,
         "source_file": raw["source_file"].astype("category") if "source_file" in raw.columns else "",
@@ -179,6 +179,32 @@ def _prepare_readings(data: MonitoringInput, meters: dict[str, MeterInfo]) -> pd
         # (the accuracy class is per meter: _treat_meter takes it from MeterInfo, not per row)
     })
     return df
+
+
+def _utc(ts: pd.Series) -> pd.Series:
+    """``pd.to_datetime(ts, utc=True)``; a column already in UTC is used as it is (the conversion
+    would copy tens of millions of values to get the same ones)."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) and str(ts.dtype.tz) == "UTC":
+        return ts
+    return pd.to_datetime(ts, utc=True)
+
+
+def _missing_intervals(ts: pd.Series, start: pd.Timestamp, end: pd.Timestamp, interval_minutes: int) -> pd.DatetimeIndex:
+    """:func:`metering.missing_intervals`, answered in one pass over the integer timestamps when
+    the readings are exactly the regular grid of the period (the usual, complete series)."""
+    if isinstance(ts.dtype, pd.DatetimeTZDtype) and len(ts) > 1 and isinstance(interval_minutes, int) and interval_minutes > 0:
+        unit = ts.dtype.unit
+        a = np.asarray(ts.array.asi8)
+        step = int(np.timedelta64(interval_minutes, "m").astype(f"timedelta64[{unit}]").astype(np.int64))
+        per = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}.get(unit)
+        s_ns, e_ns = int(start.value), int(end.value)  # Timestamp.value: nanoseconds
+        if per is None or s_ns % per or e_ns <= s_ns:
+            return mt.missing_intervals(ts, start, end, interval_minutes)
+        s0, e0 = s_ns // per, -(-e_ns // per)
+        n_grid = -(-(e0 - s0) // step)  # slots in [start, end)
+        if len(a) == n_grid and int(a[0]) == s0 and bool((np.diff(a) == step).all()):
+            return pd.DatetimeIndex([], dtype=f"datetime64[{unit}, UTC]")
+    return mt.missing_intervals(ts, start, end, interval_minutes)
 
 
 def _meter_blocks(df: pd.DataFrame) -> dict[str, tuple[int, int]] | None:
@@ -256,7 +282,7 @@ def _treat_meter(
                   source_files=sorted(set(lr["source_file"].astype(str))))
 
     # 5. missing intervals on the meter's regular grid
-    missing = mt.missing_intervals(rows["ts"], start, end, m.interval_minutes)
+    missing = _missing_intervals(rows["ts"], start, end, m.interval_minutes)
     table = pd.DataFrame({"ts": rows["ts"].reset_index(drop=True), "kWh": adjusted})
     if len(missing):
         try:
