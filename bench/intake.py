@@ -57,6 +57,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 DB_ENV = "MRV_BENCH_INTAKE_DB_URL"
+LOOP_ENV, HTTP_ENV = "MRV_BENCH_INTAKE_LOOP", "MRV_BENCH_INTAKE_HTTP"
 TEMPLATE_PROJECT = "BENCH-TPL"
 METHODOLOGY = "CDM:ACM0002:22.0"
 
@@ -83,7 +84,9 @@ def serve_worker(port: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind(("127.0.0.1", port))
     sock.listen(2048)
-    config = uvicorn.Config(server_app, factory=True, log_level="warning", access_log=False)
+    # loop/http "auto": uvloop and httptools when installed (they are dependencies), else asyncio/h11
+    config = uvicorn.Config(server_app, factory=True, log_level="warning", access_log=False,
+                            loop=os.environ.get(LOOP_ENV, "auto"), http=os.environ.get(HTTP_ENV, "auto"))
     try:
         uvicorn.Server(config).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT that stopped it, after a clean shutdown
@@ -398,6 +401,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="run `uvicorn --workers N` instead (one shared socket: connections opened together land on one worker)")
     ap.add_argument("--client", choices=("raw", "httpx"), default="raw",
                     help="load generator: a minimal asyncio HTTP/1.1 client (default, least CPU) or httpx")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                    help="server event loop (uvicorn --loop; auto: uvloop when installed)")
+    ap.add_argument("--http", choices=("auto", "h11", "httptools"), default="auto",
+                    help="server HTTP parser (uvicorn --http; auto: httptools when installed)")
     ap.add_argument("--max-seconds", type=float, default=120.0, help="time cap per phase")
     ap.add_argument("--inproc", type=int, default=100, help="packages for the in-process run_intake_checks baseline")
     ap.add_argument("--db", default=os.environ.get("MRV_TEST_POSTGRES_URL", DEFAULT_PG), help="PostgreSQL admin URL")
@@ -452,12 +459,12 @@ def main(argv: list[str] | None = None) -> int:
         .render_as_string(hide_password=False)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, DB_ENV: db_url}
+    env = {**os.environ, DB_ENV: db_url, LOOP_ENV: args.loop, HTTP_ENV: args.http}
     if args.profile and args.workers != 1:
         ap.error("--profile needs --workers 1")
     profile = [sys.executable, "-m", "cProfile", "-o", str(args.profile)] if args.profile else [sys.executable]
     if args.uvicorn_workers:
-        uv = ["-m", "uvicorn", "--factory", "intake:server_app", "--app-dir", str(HERE),
+        uv = ["-m", "uvicorn", "--factory", "intake:server_app", "--app-dir", str(HERE), "--loop", args.loop, "--http", args.http,
               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning", "--no-access-log", "--workers", str(args.workers)]
         cmds = [[*profile, *uv]]
     else:
@@ -534,6 +541,7 @@ def main(argv: list[str] | None = None) -> int:
         admin.dispose()
 
     layout = "uvicorn --workers (shared socket)" if args.uvicorn_workers else "uvicorn processes on SO_REUSEPORT sockets"
+    layout += f" (loop {args.loop}, http {args.http})"
     load = [round(x, 2) for x in os.getloadavg()]
     print(f"server: {args.workers} {layout}, PostgreSQL schema {schema} (dropped); load: {args.client} client, "
           f"{args.concurrency} connections, {os.cpu_count()} cores shared; load average {load[0]} {load[1]} {load[2]} at the end")

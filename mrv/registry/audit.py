@@ -139,6 +139,48 @@ def append_many(session: Session, *, events: Sequence[Mapping[str, Any]]) -> lis
     return out
 
 
+def pg_append_statements(events: Sequence[Mapping[str, Any]], *, now: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
+    """:func:`append_many` for PostgreSQL as plain SQL ``(statement, parameters)`` pairs, for a
+    caller that runs them itself (e.g. pipelined with its other writes and the COMMIT): the chain
+    lock, then one INSERT that reads the chain's head and computes each entry's hash in the
+    database, ``sha256(prev_hash || JCS(entry))`` over the same bytes as :func:`append_many`
+    (``JCS(entry)`` is built around the event's JCS, computed here). Nothing waits for the client
+    between taking the lock and inserting, so the chain is held only as long as the database
+    needs. Raises :class:`AuditError` as :func:`append_many` does."""
+    if not events:
+        return []
+    plains = []
+    for event in events:
+        plain, event_jcs = _plain_json(event)
+        if _has_float(plain):
+            raise AuditError("audit events must not contain floats: use integers or decimal strings")
+        plains.append((plain, event_jcs))
+    now = now if now is not None else datetime.now(timezone.utc)
+    created = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    params: dict[str, Any] = {"created": created, "now": now, "genesis": GENESIS_HASH}
+    ctes = [
+        "head AS (SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1)",
+        "e0 AS (SELECT COALESCE((SELECT seq FROM head), 0) AS seq, COALESCE((SELECT hash FROM head), %(genesis)s) AS hash)",
+    ]
+    selects = []
+    for i, (plain, event_jcs) in enumerate(plains, start=1):
+        # JCS(entry) = {"created":"...","event":<JCS(event)>,"seq":N} (see _entry_jcs)
+        params[f"pre{i}"] = b'{"created":"' + created.encode("ascii") + b'","event":' + event_jcs + b',"seq":'
+        params[f"ev{i}"] = event_jcs.decode("utf-8")  # the JSONB value: same JSON as plain
+        ctes.append(
+            f"e{i} AS (SELECT p.seq + 1 AS seq, p.hash AS prev, encode(sha256(convert_to(p.hash, 'UTF8') || %(pre{i})s::bytea"
+            f" || convert_to((p.seq + 1)::text, 'UTF8') || '\\x7d'::bytea), 'hex') AS hash FROM e{i - 1} AS p)"
+        )
+        selects.append(
+            f"SELECT seq, jsonb_build_object('seq', seq, 'created', %(created)s::text, 'event', %(ev{i})s::jsonb), prev, hash, "
+            f"%(now)s::timestamptz FROM e{i}"
+        )
+    insert = (
+        "WITH " + ", ".join(ctes) + " INSERT INTO audit_log (seq, entry, prev_hash, hash, created_at) " + " UNION ALL ".join(selects)
+    )
+    return [("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _PG_AUDIT_LOCK}), (insert, params)]
+
+
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 _INSERT = insert(AuditLog.__table__)
 _HEAD = select(AuditLog.seq, AuditLog.hash).order_by(AuditLog.seq.desc()).limit(1)
@@ -174,4 +216,4 @@ def verify_chain(store: RegistryStore, *, batch_size: int = 1000) -> AuditVerifi
     return AuditVerification(ok=True, first_bad_seq=None, reason=None, count=count, head_hash=prev)
 
 
-__all__ = ["AuditEntry", "AuditVerification", "append", "append_many", "entry_hash", "verify_chain"]
+__all__ = ["AuditEntry", "AuditVerification", "append", "append_many", "entry_hash", "pg_append_statements", "verify_chain"]

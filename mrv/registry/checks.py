@@ -15,9 +15,12 @@ Where the facts come from
     The signed monitoring report (``signatures/report.json``, its ``credentialSubject``): project
     id, boundary, methodology id, monitoring period, issuable quantity; its issuer is the
     developer. The VVB statement (``signatures/statement.json``): its issuer is the VVB; its
-    ``report.issuable_tCO2e`` is the verified quantity. The meters come from the project file in
-    the package (``artifacts/project.yaml`` -> ``data_sources.meters[].id/serial``), which is a
-    Merkle leaf of the package the report signs. ``report_sha256`` is the sha256 of the exact
+    ``report.issuable_tCO2e`` is the verified quantity. The meters and devices come from the
+    project file in the package (``artifacts/project.yaml``, a Merkle leaf of the package the
+    report signs): ``data_sources.meters[].serial``, ``data_sources.instruments[].serial`` (the
+    instrument's id when it has no serial) and, for a device fleet, the ``serial`` column (else
+    ``device_id``) of the fleet's registry CSV, packaged under the role
+    ``raw/devices/registry/<name>``. ``report_sha256`` is the sha256 of the exact
     bytes of ``signatures/report.json``.
 
 Double issuance (``period_not_overlapping``, ``report_not_resubmitted``)
@@ -27,9 +30,10 @@ Double issuance (``period_not_overlapping``, ``report_not_resubmitted``)
     counts. Periods are inclusive calendar dates compared as dates (a period ending 2023-12-31
     and one starting 2023-12-31 overlap; one starting 2024-01-01 does not). A meter is identified
     by its **serial number** (``IntakeFacts.meter_ids`` and ``PriorRequest.meter_ids`` hold
-    serials; project-local ids such as ``EXP-1`` are not unique across projects); serials are
-    compared after trimming and case-folding. Overlap with the same project counts whatever the
-    meters; overlap with another project counts when they share a meter serial.
+    serials of meters, instruments and devices; project-local ids such as ``EXP-1`` are not unique
+    across projects); serials are compared after trimming and case-folding. Overlap with the same
+    project counts whatever the meters; overlap with another project counts when they share a
+    meter, instrument or device serial, and the reason names the serials.
 
 Boundaries (``boundary_not_overlapping``)
     The report's boundary is compared with every registered boundary of *another* project; an
@@ -40,6 +44,7 @@ Boundaries (``boundary_not_overlapping``)
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -55,6 +60,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
+import orjson
 import yaml
 from pydantic import ValidationError
 
@@ -250,7 +256,8 @@ class _Package:
     statement_error: str = ""
     manifest: Manifest | None = None
     manifest_sha256: str | None = None
-    meters: tuple[tuple[str, str], ...] | None = None
+    meters: tuple[tuple[str, str], ...] | None = None  # (id, serial) of meters, instruments and devices
+    serial_kinds: dict[str, str] = field(default_factory=dict)  # normalised serial -> meter / instrument / device
     project_file_id: str | None = None
     meters_error: str = ""
     notes: list[str] = field(default_factory=list)
@@ -272,7 +279,14 @@ def _read_member(zf: zipfile.ZipFile, name: str) -> bytes:
 def _read_json_object(zf: zipfile.ZipFile, name: str) -> tuple[dict[str, Any], bytes]:
     data = _read_member(zf, name)
     try:
-        doc = json.loads(data.decode("utf-8"))
+        # orjson accepts only what json accepts, and parses it to the same values; anything it
+        # refuses is read by json, so errors carry json's messages.
+        doc = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        doc = None
+    try:
+        if doc is None:
+            doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackageError(f"{name} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
@@ -329,11 +343,42 @@ def _read_package(source: Path | io.BytesIO, *, name: str, base_dir: Path) -> _P
         try:
             text = _read_member(zf, PROJECT_FILE_PATH).decode("utf-8")
             spec = _parse_project_file(text, source=f"{name}!{PROJECT_FILE_PATH}", base_dir=base_dir)
-            pkg.meters = tuple((m.id, m.serial) for m in spec.data_sources.meters)
+            sources = spec.data_sources
+            serials: list[tuple[str, str, str]] = [(m.id, m.serial, "meter") for m in sources.meters]
+            serials += [(i.id, i.serial or i.id, "instrument") for i in sources.instruments]
+            if sources.devices is not None:
+                serials += [(d, sn, "device") for d, sn in _device_serials(zf, pkg.manifest)]
+            pkg.meters = tuple((i, sn) for i, sn, _ in serials)
+            pkg.serial_kinds = {norm_serial(sn): kind for _, sn, kind in reversed(serials)}
             pkg.project_file_id = spec.project.id
         except Exception as exc:  # PackageError, ProjectSpecError, UnicodeDecodeError, YAML errors
             pkg.meters_error = f"cannot read the meters from {PROJECT_FILE_PATH}: {exc}"
     return pkg
+
+
+DEVICE_REGISTRY_ROLE: Final = "raw/devices/registry/"
+
+
+def _device_serials(zf: zipfile.ZipFile, manifest: Manifest | None) -> list[tuple[str, str]]:
+    """``(device id, serial)`` of every device in the fleet registry CSV the package carries (the
+    manifest entry whose role is ``raw/devices/registry/<name>``); the serial is the ``serial``
+    column, or the device id where it is empty."""
+    if manifest is None:
+        raise PackageError(f"the package has no readable {MANIFEST_PATH} to find the device registry in")
+    entries = [e for e in manifest.entries if e.role.startswith(DEVICE_REGISTRY_ROLE)]
+    if not entries:
+        raise PackageError(f"the project has a device fleet but the package has no {DEVICE_REGISTRY_ROLE}<name> file")
+    out: list[tuple[str, str]] = []
+    for entry in entries:
+        text = _read_member(zf, entry.path).decode("utf-8-sig")
+        reader = csv.DictReader(io.StringIO(text))
+        if not reader.fieldnames or "device_id" not in reader.fieldnames:
+            raise PackageError(f"{entry.path}: the device registry has no device_id column")
+        for row in reader:
+            device = (row.get("device_id") or "").strip()
+            if device:
+                out.append((device, (row.get("serial") or "").strip() or device))
+    return out
 
 
 # Scratch space for the package file that mrv.package.verify_package reads: memory-backed when the
@@ -600,15 +645,18 @@ def _check_period(pkg: _Package, facts: IntakeFacts, prior_requests: Sequence[Pr
         if prior.project_id == facts.project_id:
             conflicts.append(f"monitoring period {mine} overlaps {theirs}")
             continue
-        shared = sorted(serials[n] for n in {_norm_serial(s) for s in prior.meter_ids} & set(serials))
+        shared_keys = {_norm_serial(s) for s in prior.meter_ids} & set(serials)
+        shared = sorted(serials[n] for n in shared_keys)
         if shared:
-            noun = "meter serial" if len(shared) == 1 else "meter serials"
-            conflicts.append(f"{noun} {', '.join(shared)} in monitoring period {mine} also in {theirs}")
+            kinds = {pkg.serial_kinds.get(n, "meter") for n in shared_keys}
+            noun = f"{kinds.pop()} serial" if len(kinds) == 1 else "serial"
+            noun += "" if len(shared) == 1 else "s"
+            conflicts.append(f"{noun} {_short(shared, 20)} in monitoring period {mine} also in {theirs}")
     if conflicts:
         return False, "; ".join(conflicts)
     return True, (
         f"monitoring period {mine} overlaps no counted earlier request of project {facts.project_id} "
-        f"or of its meters ({', '.join(sorted(facts.meter_ids)) or 'none'})"
+        f"or of its meters and devices ({_short(sorted(facts.meter_ids), 20) or 'none'})"
     )
 
 

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 _SUPPORTED_BACKENDS = ("sqlite", "postgresql")
+PG_IDLE_CONNECTIONS = 10  # idle plain psycopg connections kept per process (RegistryStore.pg_connection)
 _WRITE = WRITE_OPTION
 # Serialises concurrent migrate() calls on one PostgreSQL server (transaction-scoped lock).
 _PG_MIGRATION_LOCK = int.from_bytes(hashlib.sha256(b"open-dmrv registry migrations").digest()[:8], "big", signed=True)
@@ -86,6 +87,10 @@ class RegistryStore:
         self._engine_pid = 0
         self._lock = threading.Lock()
         self._schema_ok = False
+        # Plain psycopg connections for the intake hot path (PostgreSQL only, see pg_connection)
+        self._pg_idle: list[Any] = []
+        self._pg_pid = 0
+        self._pg_lock = threading.Lock()
 
     # ---- plumbing
 
@@ -114,6 +119,11 @@ class RegistryStore:
             if self._engine is not None:
                 self._engine.dispose()
             self._engine = None
+        with self._pg_lock:
+            idle, self._pg_idle = self._pg_idle, []
+        if self._pg_pid == os.getpid():
+            for conn in idle:
+                conn.close()
 
     @property
     def engine(self) -> Engine:
@@ -141,6 +151,56 @@ class RegistryStore:
             raise
         except SQLAlchemyError as exc:
             raise RegistryError(f"registry store {self.url}: {type(exc).__name__}: {exc}") from exc
+
+    @contextmanager
+    def pg_connection(self) -> Iterator[Any]:
+        """A plain psycopg connection to this PostgreSQL store (autocommit: callers send BEGIN and COMMIT; returned to the
+        pool rolled back if a transaction was left open), for the intake hot path, which sends its
+        statements itself (pipelined) instead of through the ORM.
+
+        Unlike the engine's pool, checkout does not ping the server: a connection that turns out to
+        be dead raises ``psycopg.OperationalError`` on first use and is dropped, and the caller
+        retries through :meth:`session` (which pings). Up to :data:`PG_IDLE_CONNECTIONS` stay open
+        per process; ``dispose`` closes them."""
+        import psycopg
+
+        if self._backend != "postgresql":
+            raise RegistryError("pg_connection needs a PostgreSQL registry store")
+        self._ensure_schema()
+        conn = None
+        with self._pg_lock:
+            if self._pg_pid != os.getpid():  # forked child: never reuse the parent's sockets
+                self._pg_idle, self._pg_pid = [], os.getpid()
+            while self._pg_idle:
+                candidate = self._pg_idle.pop()
+                if not candidate.closed and not candidate.broken:
+                    conn = candidate
+                    break
+        if conn is None:
+            try:
+                conn = psycopg.connect(**self._pg_connect_args())
+            except psycopg.Error as exc:
+                raise RegistryError(f"registry store {self.url}: {type(exc).__name__}: {exc}") from exc
+        try:
+            yield conn
+        finally:
+            keep = not conn.closed and not conn.broken
+            if keep and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                try:
+                    conn.rollback()
+                except psycopg.Error:
+                    keep = False
+            with self._pg_lock:
+                if keep and len(self._pg_idle) < PG_IDLE_CONNECTIONS and self._pg_pid == os.getpid():
+                    self._pg_idle.append(conn)
+                    conn = None
+            if conn is not None:
+                conn.close()
+
+    def _pg_connect_args(self) -> dict[str, Any]:
+        _, kwargs = self.engine.dialect.create_connect_args(self._url)
+        kwargs.pop("context", None)  # SQLAlchemy's adapters: the hot path uses psycopg's own
+        return {**kwargs, "autocommit": True}  # explicit BEGIN/COMMIT (pipelined)
 
     @contextmanager
     def session(self, *, write: bool = True) -> Iterator[Session]:

@@ -155,8 +155,7 @@ def create_request(
     return req
 
 
-def record_checked_request(
-    session: Session,
+def checked_request_rows(
     *,
     token_id: str,
     idempotency_key: str,
@@ -177,16 +176,9 @@ def record_checked_request(
     facts: Mapping[str, Any],
     labels: Sequence[str],
     audit_facts: Mapping[str, Any] | None = None,
-) -> str:
-    """A request whose intake checks already ran: :func:`create_request` then :func:`transition`
-    to ``status`` (``checks_passed`` or ``checks_failed``) in one INSERT, with the same two audit
-    entries (``received``, then the status change with the checks), appended together. Returns the
-    request id.
-
-    ``facts``: the package-fact columns of the request (``manifest_sha256``, ``meters``, ...);
-    ``audit_facts``: what the audit entry records of them (default: ``facts``). A repeated (token,
-    idempotency key) or a second counting request for the report raises ``IntegrityError``.
-    """
+) -> tuple[dict[str, Any], list[dict[str, str]], list[dict[str, Any]]]:
+    """What :func:`record_checked_request` writes, validated, without writing it: the
+    ``intake_requests`` row, the ``intake_request_meters`` rows and the two audit events."""
     target = RequestStatus(status)
     if target not in ALLOWED[RequestStatus.RECEIVED]:
         raise IllegalTransition(f"a checked request is checks_passed or checks_failed, not {target.value}")
@@ -201,63 +193,75 @@ def record_checked_request(
         raise RegistryError(f"unknown request fact columns: {', '.join(sorted(unknown))}")
     now = datetime.now(timezone.utc)
     request_id = uuid.uuid4().hex
+    row = dict(
+        id=request_id,
+        token_id=token_id,
+        idempotency_key=idempotency_key,
+        request_digest=request_digest,
+        project_id=project_id,
+        methodology_id=methodology_id,
+        developer_did=developer_did,
+        vvb_did=vvb_did,
+        report_sha256=report_sha256,
+        merkle_root=merkle_root,
+        monitoring_period_start=start,
+        monitoring_period_end=end,
+        device_ids=sorted(set(device_ids)),
+        requested_quantity=requested_quantity,
+        vintage_year=vintage_year,
+        status=target,
+        checks=dict(checks),
+        decision_reason=None,
+        issuance_id=None,
+        created_at=now,
+        updated_at=now,
+        labels=list(labels),
+        **{**dict.fromkeys(_FACT_COLUMNS), **facts},
+    )
+    meters = [{"serial": x, "request_id": request_id} for x in sorted({norm_serial(d) for d in device_ids})]
+    events = [
+        {
+            "type": "intake_request.received",
+            "request_id": request_id,
+            "token_id": token_id,
+            "project_id": project_id,
+            "report_sha256": report_sha256,
+            "merkle_root": merkle_root,
+            "requested_quantity": requested_quantity,
+            "status": RequestStatus.RECEIVED.value,
+        },
+        {
+            "type": "intake_request.status",
+            "request_id": request_id,
+            "from": RequestStatus.RECEIVED.value,
+            "to": target.value,
+            "actor": "intake-checks",
+            "checks": dict(checks),
+            "facts": dict(audit_facts if audit_facts is not None else facts),
+            "labels": list(labels),
+        },
+    ]
+    return row, meters, events
+
+
+def record_checked_request(session: Session, **fields: Any) -> str:
+    """A request whose intake checks already ran: :func:`create_request` then :func:`transition`
+    to ``status`` (``checks_passed`` or ``checks_failed``) in one INSERT, with the same two audit
+    entries (``received``, then the status change with the checks), appended together. Returns the
+    request id. Takes the keyword arguments of :func:`checked_request_rows`.
+
+    ``facts``: the package-fact columns of the request (``manifest_sha256``, ``meters``, ...);
+    ``audit_facts``: what the audit entry records of them (default: ``facts``). A repeated (token,
+    idempotency key) or a second counting request for the report raises ``IntegrityError``.
+    """
+    row, meters, events = checked_request_rows(**fields)
     # Values as execution parameters, not .values(...): the statement stays one cached compiled
     # INSERT and the JSON values are not walked by SQL expression coercion.
-    session.connection().execute(
-        _INSERT_REQUEST,
-        dict(
-            id=request_id,
-            token_id=token_id,
-            idempotency_key=idempotency_key,
-            request_digest=request_digest,
-            project_id=project_id,
-            methodology_id=methodology_id,
-            developer_did=developer_did,
-            vvb_did=vvb_did,
-            report_sha256=report_sha256,
-            merkle_root=merkle_root,
-            monitoring_period_start=start,
-            monitoring_period_end=end,
-            device_ids=sorted(set(device_ids)),
-            requested_quantity=requested_quantity,
-            vintage_year=vintage_year,
-            status=target,
-            checks=dict(checks),
-            decision_reason=None,
-            issuance_id=None,
-            created_at=now,
-            updated_at=now,
-            labels=list(labels),
-            **{**dict.fromkeys(_FACT_COLUMNS), **facts},
-        ),
-    )  # uniqueness violations surface here, before the audit entries
-    _add_meters(session, request_id, device_ids)
-    audit.append_many(
-        session,
-        events=[
-            {
-                "type": "intake_request.received",
-                "request_id": request_id,
-                "token_id": token_id,
-                "project_id": project_id,
-                "report_sha256": report_sha256,
-                "merkle_root": merkle_root,
-                "requested_quantity": requested_quantity,
-                "status": RequestStatus.RECEIVED.value,
-            },
-            {
-                "type": "intake_request.status",
-                "request_id": request_id,
-                "from": RequestStatus.RECEIVED.value,
-                "to": target.value,
-                "actor": "intake-checks",
-                "checks": dict(checks),
-                "facts": dict(audit_facts if audit_facts is not None else facts),
-                "labels": list(labels),
-            },
-        ],
-    )
-    return request_id
+    session.connection().execute(_INSERT_REQUEST, row)  # uniqueness violations surface here, before the audit entries
+    if meters:
+        session.connection().execute(_INSERT_METERS, meters)
+    audit.append_many(session, events=events)
+    return row["id"]
 
 
 def transition(
@@ -320,4 +324,4 @@ def transition(
     return req
 
 
-__all__ = ["ALLOWED", "can_transition", "create_request", "record_checked_request", "transition"]
+__all__ = ["ALLOWED", "can_transition", "checked_request_rows", "create_request", "record_checked_request", "transition"]

@@ -134,11 +134,17 @@ def load_policy_for(session: Session, facts: IntakeFacts, *, boundary_overlap_to
     :data:`~mrv.registry.models.RegistryState`: one query. The checks give the same results with
     this policy as with :func:`load_policy`'s whole one."""
     params = {"vvb": facts.vvb_did or "", "methodology": facts.methodology_id or "", "project_id": facts.project_id or ""}
+    return policy_from_rows(session.connection().execute(_POLICY_FOR, params), facts,
+                            boundary_overlap_tolerance=boundary_overlap_tolerance)
+
+
+def policy_from_rows(rows: Iterable[Any], facts: IntakeFacts, *, boundary_overlap_tolerance: float = 0.01) -> tuple[RegistryPolicy, int | None]:
+    """:func:`load_policy_for` from the ``(kind, value)`` rows of its query."""
     vvbs: set[str] = set()
     methodologies: set[str] = set()
     developers: set[str] = set()
     version: int | None = None
-    for kind, value in session.connection().execute(_POLICY_FOR, params):
+    for kind, value in rows:
         if kind == "vvb":
             vvbs.add(value)
         elif kind == "methodology":
@@ -205,14 +211,26 @@ def load_relevant_prior_requests(session: Session, facts: IntakeFacts) -> list[P
     Falls back to all requests when the facts lack the project, digest or period."""
     if not (facts.project_id and facts.report_sha256 and facts.period_start and facts.period_end):
         return load_prior_requests(session)
-    start, end = facts.period_start, facts.period_end
+    rows = session.connection().execute(_RELEVANT_PRIOR, relevant_prior_params(facts))
+    return relevant_prior_from_rows(rows, facts)
+
+
+def relevant_prior_params(facts: IntakeFacts) -> dict[str, Any]:
+    """Parameters of the relevant-prior-requests query (facts with project, digest and period)."""
+    assert facts.period_start is not None and facts.period_end is not None
     # SQL narrows with a day of slack either side (stored periods are UTC midnights; the exact
     # comparison on dates, as the checks do it, follows in Python).
+    return {
+        "project_id": facts.project_id, "report_sha256": facts.report_sha256, "serials": sorted({norm_serial(m) for m in facts.meter_ids}),
+        "lo": utc_midnight(facts.period_start) - timedelta(days=1), "hi": utc_midnight(facts.period_end) + timedelta(days=2),
+    }
+
+
+def relevant_prior_from_rows(rows: Iterable[Any], facts: IntakeFacts) -> list[PriorRequest]:
+    """:func:`load_relevant_prior_requests` from the rows of its query."""
+    assert facts.period_start is not None and facts.period_end is not None
+    start, end = facts.period_start, facts.period_end
     serials = {norm_serial(m) for m in facts.meter_ids}
-    rows = session.connection().execute(_RELEVANT_PRIOR, {
-        "project_id": facts.project_id, "report_sha256": facts.report_sha256, "serials": sorted(serials),
-        "lo": utc_midnight(start) - timedelta(days=1), "hi": utc_midnight(end) + timedelta(days=2),
-    })
     out, seen = [], set()
     for p in _prior_requests(rows):
         if p.request_id in seen:
@@ -225,13 +243,17 @@ def load_relevant_prior_requests(session: Session, facts: IntakeFacts) -> list[P
     return out
 
 
+def _utc_date(value: datetime) -> date:
+    return (value.astimezone(timezone.utc) if value.tzinfo is not None else value).date()
+
+
 def _prior_requests(rows: Iterable[Any]) -> list[PriorRequest]:
     return [
         PriorRequest(
             project_id=r.project_id,
             report_sha256=r.report_sha256,
-            period_start=r.monitoring_period_start.date(),
-            period_end=r.monitoring_period_end.date(),
+            period_start=_utc_date(r.monitoring_period_start),
+            period_end=_utc_date(r.monitoring_period_end),
             meter_ids=frozenset(r.device_ids or ()),
             status=str(getattr(r.status, "value", r.status)),
             request_id=r.id,
@@ -243,12 +265,17 @@ def _prior_requests(rows: Iterable[Any]) -> list[PriorRequest]:
 def load_boundaries(session: Session) -> list[RegisteredBoundary]:
     """Registered project boundaries: the GeoJSON geometries in project locations' geographicIdentifier
     (identifiers that are not GeoJSON, e.g. imported free text, are skipped)."""
-    out: list[RegisteredBoundary] = []
     rows = session.execute(
         select(Project.project_id, ProjectLocation.geographic_identifier).join(
             ProjectLocation, ProjectLocation.warehouse_project_id == Project.warehouse_project_id
         )
     )
+    return boundaries_from_rows(rows)
+
+
+def boundaries_from_rows(rows: Iterable[Any]) -> list[RegisteredBoundary]:
+    """:func:`load_boundaries` from ``(project_id, geographic_identifier)`` rows."""
+    out: list[RegisteredBoundary] = []
     for project_id, ident in rows:
         try:
             geometry = json.loads(ident)
@@ -568,9 +595,21 @@ class IssuanceResult:
 
 
 def _sector_and_types(methodology: str) -> tuple[str, str, cadt.UnitType]:
-    if ":ACM0002:" in f":{methodology}:" or "ACM0002" in methodology:
-        return "Energy industries (renewable/non-renewable sources)", "Grid-connected renewable electricity", cadt.UnitType.AVOIDANCE
-    return "Not Specified", "Not Specified", cadt.UnitType.NOT_DETERMINED
+    """The CAD Trust sector, project type and unit type the methodology declares
+    (``MethodologyInfo.sector / project_type / unit_type``); "Not Specified" / "Not Determined"
+    when the methodology is not installed at the registry or declares no picklist unit type."""
+    from mrv.errors import MethodologyError
+    from mrv.methodology import registry as methodologies
+
+    try:
+        info = methodologies.get(methodology).info
+    except (MethodologyError, ImportError):
+        return "Not Specified", "Not Specified", cadt.UnitType.NOT_DETERMINED
+    try:
+        unit_type = cadt.UnitType(info.unit_type)
+    except ValueError:
+        unit_type = cadt.UnitType.NOT_DETERMINED
+    return info.sector or "Not Specified", info.project_type or "Not Specified", unit_type
 
 
 def get_or_create_project(session: Session, *, req: IntakeRequest, registry_code: str, base_url: str) -> Project:

@@ -52,7 +52,7 @@ from mrv.registry.checks import (
     prepare_package,
 )
 from mrv.registry.db import RegistryStore
-from mrv.registry.lifecycle import record_checked_request, transition
+from mrv.registry.lifecycle import checked_request_rows, record_checked_request, transition
 from mrv.registry.models import (
     AcceptedMethodology,
     AccreditedVVB,
@@ -262,6 +262,50 @@ def _is_retryable(exc: DBAPIError) -> bool:
     return code in ("40001", "40P01") or "database is locked" in str(exc.orig)
 
 
+def _require_storable(f: Any, checks: list[dict[str, Any]]) -> None:
+    """ApiError 422 when the package lacks or garbles what a stored request must say."""
+    missing = [n for n, v in (("project id", f.project_id), ("report digest", f.report_sha256), ("Merkle root", f.merkle_root),
+                               ("monitoring period", f.period_start and f.period_end)) if not v]
+    if missing:
+        raise ApiError(422, "unreadable_package",
+                       f"the package does not say its {', '.join(missing)}: nothing was stored", checks=checks)
+    assert f.project_id and f.report_sha256 and f.merkle_root and f.period_start and f.period_end
+    if len(f.project_id) > 200 or _CONTROL.search(f.project_id) or len(f.developer_did or "") > 500 or len(f.vvb_did or "") > 500 \
+            or len(f.methodology_id or "") > 100 or f.period_end < f.period_start or not 1900 <= f.period_end.year <= 3000:
+        raise ApiError(422, "unreadable_package", "the package's project id, DIDs, methodology or period are malformed", checks=checks)
+
+
+def _record_fields(*, principal: Principal, key: str, digest: str, quantity: int, labels: list[str], facts: Any,
+                   outcome: Any) -> tuple[dict[str, Any], RequestStatus, dict[str, Any]]:
+    """The stored checks, the status and the keyword arguments of
+    :func:`~mrv.registry.lifecycle.checked_request_rows` for a checked submission."""
+    f = facts
+    stored = repository.checks_json(checks=outcome.checks)
+    status = RequestStatus.CHECKS_PASSED if outcome.passed else RequestStatus.CHECKS_FAILED
+    fields = dict(
+        token_id=principal.token_id,
+        idempotency_key=key,
+        request_digest=digest,
+        project_id=f.project_id,
+        methodology_id=f.methodology_id or "",
+        developer_did=f.developer_did or "",
+        vvb_did=f.vvb_did or "",
+        report_sha256=f.report_sha256,
+        merkle_root=f.merkle_root,
+        monitoring_period_start=repository.utc_midnight(f.period_start),
+        monitoring_period_end=repository.utc_midnight(f.period_end),
+        device_ids=sorted(f.meter_ids),
+        requested_quantity=quantity,
+        vintage_year=f.period_end.year,
+        status=status,
+        checks=stored,
+        facts=repository.fact_columns(f),
+        labels=labels,
+        audit_facts=repository.facts_document(f),
+    )
+    return stored, status, fields
+
+
 # --------------------------------------------------------------------------- the service
 
 
@@ -297,6 +341,22 @@ class IntakeService:
         authentication)."""
         if token is None:
             raise ApiError(401, "unauthorized", "an API token is required: Authorization: Bearer <token>")
+        if self.store.backend == "postgresql":
+            import psycopg  # PostgreSQL stores only (the postgres extra)
+
+            from mrv.registry import pgfast
+
+            try:
+                with self.store.pg_connection() as conn:
+                    principal, found = pgfast.submitter(conn, token=token, key=key)
+            except AuthError as exc:
+                raise ApiError(401, "unauthorized", str(exc)) from None
+            except (psycopg.Error, RegistryError):
+                pass  # e.g. a connection that died while pooled: the ORM path below (it pings first)
+            else:
+                if principal.role != Role.DEVELOPER:
+                    raise ApiError(403, "forbidden", f"role {principal.role.value} may not do this (needs {Role.DEVELOPER.value})")
+                return principal, found
         with self.store.session(write=False) as s:
             try:
                 principal = authenticate_in(s, token)
@@ -340,10 +400,25 @@ class IntakeService:
         # The package is read and its signatures, digests and Merkle root verified once, before
         # any database work: the CPU-heavy part never holds a lock or a connection.
         prepared = prepare_package(CheckRequest(requested_quantity=quantity, package=body))
+        recheck = False
+        if self.store.backend == "postgresql":
+            import psycopg
+
+            try:
+                fast = self._store_request_pg(principal=principal, key=key, quantity=quantity, labels=labels, digest=digest,
+                                              prepared=prepared)
+            except (psycopg.Error, RegistryError, TypeError, ValueError) as exc:
+                log.debug("intake fast path: %s: %s; the ORM path decides", type(exc).__name__, exc)
+                # A concurrent request with this key or report committed first (unique violation),
+                # a lost connection, a value psycopg cannot send: nothing was committed, and the
+                # ORM path below decides, re-reading the key as after any unique violation.
+                fast, recheck = None, True
+            if fast is not None:
+                return fast
         for attempt in range(_RETRIES):
             try:
                 return self._store_request(principal=principal, key=key, quantity=quantity, labels=labels, digest=digest,
-                                           prepared=prepared, recheck_key=attempt > 0)
+                                           prepared=prepared, recheck_key=recheck or attempt > 0)
             except IntegrityError as exc:
                 # A concurrent submission of the same report (or key) committed first: the retry
                 # finds it and answers as for any duplicate (replay or 409 report_already_submitted).
@@ -378,15 +453,7 @@ class IntakeService:
             prior = repository.load_relevant_prior_requests(s, f)
             outcome = evaluate_intake_checks(prepared, policy=policy, prior_requests=prior, boundaries=self._boundaries_at(s, version))
             checks = [c.to_dict() for c in outcome.checks]
-            missing = [n for n, v in (("project id", f.project_id), ("report digest", f.report_sha256), ("Merkle root", f.merkle_root),
-                                       ("monitoring period", f.period_start and f.period_end)) if not v]
-            if missing:
-                raise ApiError(422, "unreadable_package",
-                               f"the package does not say its {', '.join(missing)}: nothing was stored", checks=checks)
-            assert f.project_id and f.report_sha256 and f.merkle_root and f.period_start and f.period_end
-            if len(f.project_id) > 200 or _CONTROL.search(f.project_id) or len(f.developer_did or "") > 500 or len(f.vvb_did or "") > 500 \
-                    or len(f.methodology_id or "") > 100 or f.period_end < f.period_start or not 1900 <= f.period_end.year <= 3000:
-                raise ApiError(422, "unreadable_package", "the package's project id, DIDs, methodology or period are malformed", checks=checks)
+            _require_storable(f, checks)
             if any(p.report_sha256 == f.report_sha256 and p.status not in NON_COUNTING_STATUSES for p in prior):
                 dup = repository.find_by_report(s, report_sha256=f.report_sha256)
                 if dup is not None and dup.token_id == principal.token_id and dup.idempotency_key == key:
@@ -397,32 +464,52 @@ class IntakeService:
                                    f"report {f.report_sha256} was already submitted (request status {RequestStatus(dup.status).value}); "
                                    "a report can be submitted again only after every earlier request with it was "
                                    "checks_failed or rejected", checks=checks, **extra)
-            stored = repository.checks_json(checks=outcome.checks)
-            status = RequestStatus.CHECKS_PASSED if outcome.passed else RequestStatus.CHECKS_FAILED
-            request_id = record_checked_request(
-                s,
-                token_id=principal.token_id,
-                idempotency_key=key,
-                request_digest=digest,
-                project_id=f.project_id,
-                methodology_id=f.methodology_id or "",
-                developer_did=f.developer_did or "",
-                vvb_did=f.vvb_did or "",
-                report_sha256=f.report_sha256,
-                merkle_root=f.merkle_root,
-                monitoring_period_start=repository.utc_midnight(f.period_start),
-                monitoring_period_end=repository.utc_midnight(f.period_end),
-                device_ids=sorted(f.meter_ids),
-                requested_quantity=quantity,
-                vintage_year=f.period_end.year,
-                status=status,
-                checks=stored,
-                facts=repository.fact_columns(f),
-                labels=labels,
-                audit_facts=repository.facts_document(f),
-            )
+            stored, status, fields = _record_fields(principal=principal, key=key, digest=digest, quantity=quantity, labels=labels,
+                                                    facts=f, outcome=outcome)
+            request_id = record_checked_request(s, **fields)
             return 201, {"id": request_id, "status": status.value, "checks": repository.check_list(stored), "project_id": f.project_id,
                          "requested_quantity": quantity, "report_sha256": f.report_sha256}
+
+    def _store_request_pg(self, *, principal: Principal, key: str, quantity: int, labels: list[str], digest: str,
+                          prepared: PreparedPackage) -> tuple[int, dict[str, Any]] | None:
+        """:meth:`_store_request` in plain psycopg (:mod:`mrv.registry.pgfast`): the same locks,
+        reads, checks, rows and audit entries in three round trips. None: a case for the ORM
+        path (facts the reads cannot narrow by, a counting request of the same report); psycopg
+        errors propagate (nothing committed)."""
+        from mrv.registry import pgfast
+
+        f = prepared.facts
+        if not (f.project_id and f.report_sha256 and f.period_start and f.period_end):
+            return None
+        with self.store.pg_connection() as conn:
+            policy_params = {"vvb": f.vvb_did or "", "methodology": f.methodology_id or "", "project_id": f.project_id}
+            rows = pgfast.begin_and_read(conn, keys=_lock_keys(f), policy_params=policy_params,
+                                         prior_params=repository.relevant_prior_params(f))
+            policy, version = repository.policy_from_rows(rows.policy, f)
+            prior = repository.relevant_prior_from_rows(rows.prior, f)
+            boundaries = self._boundaries_pg(conn, version)
+            outcome = evaluate_intake_checks(prepared, policy=policy, prior_requests=prior, boundaries=boundaries)
+            _require_storable(f, [c.to_dict() for c in outcome.checks])  # ApiError: rolled back as the connection returns
+            if any(p.report_sha256 == f.report_sha256 and p.status not in NON_COUNTING_STATUSES for p in prior):
+                return None  # replay or 409 report_already_submitted: the ORM path answers
+            stored, status, fields = _record_fields(principal=principal, key=key, digest=digest, quantity=quantity, labels=labels,
+                                                    facts=f, outcome=outcome)
+            row, meters, events = checked_request_rows(**fields)
+            pgfast.write_and_commit(conn, row=row, meters=meters, events=events)
+        return 201, {"id": row["id"], "status": status.value, "checks": repository.check_list(stored), "project_id": f.project_id,
+                     "requested_quantity": quantity, "report_sha256": f.report_sha256}
+
+    def _boundaries_pg(self, conn: Any, version: int | None) -> list[RegisteredBoundary]:
+        """:meth:`_boundaries_at` on a plain psycopg connection."""
+        cached = self._boundaries
+        if version is not None and cached is not None and cached[0] == version:
+            return cached[1]
+        from mrv.registry import pgfast
+
+        loaded = repository.boundaries_from_rows(pgfast.load_boundaries_rows(conn))
+        if version is not None:
+            self._boundaries = (version, loaded)
+        return loaded
 
     # ---- reads
 
@@ -567,7 +654,7 @@ def create_app(*, db_url: str, registry_code: str = DEFAULT_REGISTRY_CODE, base_
     async def lifespan(app: FastAPI) -> Any:
         await run_in_threadpool(store.migrate)
         yield
-        store.engine.dispose()
+        store.dispose()  # the engine and the plain psycopg connections of the hot path
 
     app = FastAPI(
         title="open-dmrv registry intake",

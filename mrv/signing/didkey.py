@@ -15,6 +15,7 @@ would be larger than the code.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -77,7 +78,16 @@ def encode_public_multikey(public_key: Ed25519PublicKey) -> str:
 
 
 def decode_public_multikey(multikey: str) -> Ed25519PublicKey:
-    """Multikey string -> Ed25519 public key. Only Ed25519 (``0xed01``) is accepted."""
+    """Multikey string -> Ed25519 public key. Only Ed25519 (``0xed01``) is accepted.
+
+    Decoded keys are cached (immutable objects; a verifier sees the same few issuers over and
+    over, and each verification decodes its key twice); errors are not cached."""
+    if type(multikey) is str:
+        return _decode_public_multikey_cached(multikey)
+    return _decode_public_multikey(multikey)
+
+
+def _decode_public_multikey(multikey: str) -> Ed25519PublicKey:
     raw = multibase_decode(multikey)
     if raw[:2] != ED25519_PUB_HEADER:
         raise DIDKeyError(
@@ -89,6 +99,9 @@ def decode_public_multikey(multikey: str) -> Ed25519PublicKey:
         return Ed25519PublicKey.from_public_bytes(raw[2:])
     except ValueError as exc:  # pragma: no cover - every 32-byte string is accepted by cryptography
         raise DIDKeyError(f"invalid Ed25519 public key in {multikey!r:.60}: {exc}") from None
+
+
+_decode_public_multikey_cached = functools.lru_cache(maxsize=4096)(_decode_public_multikey)
 
 
 def encode_secret_multikey(seed: bytes) -> str:

@@ -1,0 +1,142 @@
+"""The intake hot path on PostgreSQL in plain psycopg (mrv.registry.pgfast): it writes exactly what
+the ORM path writes (request row, meter serials, audit entries whose hashes the database computes),
+it is the path taken, and what it does not handle (a unique violation, a dead pooled connection)
+ends as before, through the ORM path."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from mrv.registry import audit
+from mrv.registry.auth import create_token
+from mrv.registry.db import RegistryStore
+from mrv.registry.service import ApiError, IntakeService
+
+pytestmark = [pytest.mark.integration, pytest.mark.postgres]
+
+_spec = importlib.util.spec_from_file_location("_svc_helpers_fastpath", Path(__file__).with_name("test_service.py"))
+svc = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(svc)  # type: ignore[union-attr]
+
+chain = svc.chain
+
+
+@pytest.fixture
+def two_schemas(postgres_url: str) -> Iterator[tuple[str, str]]:
+    """The fixture's schema and a second fresh one on the same server."""
+    from sqlalchemy.engine import make_url
+
+    admin_url = os.environ.get("MRV_TEST_POSTGRES_URL") or make_url(postgres_url).difference_update_query(["options"]).render_as_string(hide_password=False)
+    admin = create_engine(admin_url)
+    schema = f"mrv_test_{uuid.uuid4().hex[:16]}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield postgres_url, make_url(admin_url).update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def _service(url: str, chain: dict[str, Any], *, developer_registered: bool = True) -> tuple[IntakeService, str, str]:
+    store = RegistryStore(url)
+    store.migrate()
+    service = IntakeService(store=store, registry_code="TEST")
+    officer = service.principal(create_token(store, role="officer", subject="officer-ana"))
+    assert officer is not None
+    service.add_vvb(principal=officer, did=chain["vvb"].did, name=None)
+    service.add_methodology(principal=officer, methodology_id=svc.METHODOLOGY)
+    if developer_registered:
+        service.add_developer(principal=officer, project_id=svc.PROJECT, did=chain["dev"].did)
+    return service, create_token(store, role="developer", subject=chain["dev"].did), officer.subject
+
+
+def _submit(service: IntakeService, token: str, key: str, body: bytes, *, existing_lookup: bool = True) -> tuple[int, dict[str, Any]]:
+    principal, existing = service.submitter(token=token, key=key)
+    return service.submit(principal=principal, key=key, body=body, quantity=1, labels=["CORSIA eligible"],
+                          existing=existing if existing_lookup else None)
+
+
+def _stored(store: RegistryStore) -> dict[str, Any]:
+    with store.connection(write=False) as conn:
+        row = dict(conn.execute(text("SELECT * FROM intake_requests")).mappings().one())
+        meters = sorted(conn.execute(text("SELECT serial FROM intake_request_meters")).scalars())
+        entries = [r[0] for r in conn.execute(text("SELECT entry FROM audit_log ORDER BY seq"))]
+    request_id = row.pop("id")
+    for k in ("created_at", "updated_at", "token_id"):
+        row.pop(k)
+    for e in entries:
+        e.pop("created")
+        ev = e["event"]
+        for k in ("request_id", "token_id"):
+            if ev.get(k) == request_id or k == "token_id":
+                ev.pop(k, None)
+    return {"row": row, "meters": meters, "audit": entries}
+
+
+def test_fast_path_writes_what_the_orm_path_writes(two_schemas, chain, monkeypatch):
+    fast_url, orm_url = two_schemas
+    fast, fast_token, _ = _service(fast_url, chain)
+    orm, orm_token, _ = _service(orm_url, chain)
+    status, doc = _submit(fast, fast_token, "key-00000001", chain["package"])
+    assert status == 201 and doc["status"] == "checks_passed"
+    monkeypatch.setattr(IntakeService, "_store_request_pg", lambda self, **kw: None)  # the ORM path
+    status2, doc2 = _submit(orm, orm_token, "key-00000001", chain["package"])
+    assert status2 == 201 and {k: v for k, v in doc2.items() if k != "id"} == {k: v for k, v in doc.items() if k != "id"}
+    a, b = _stored(fast.store), _stored(orm.store)
+    assert a == b
+    assert a["meters"] and a["audit"][-1]["event"]["type"] == "intake_request.status"
+    for service in (fast, orm):
+        v = audit.verify_chain(service.store)
+        assert v.ok and v.count == len(a["audit"]), v
+        service.store.dispose()
+
+
+def test_the_fast_path_is_the_one_taken_and_retries_replay(postgres_url, chain, monkeypatch):
+    service, token, _ = _service(postgres_url, chain)
+
+    def orm_path(self: Any, **kw: Any) -> Any:
+        raise AssertionError("the ORM path was taken")
+
+    with monkeypatch.context() as m:
+        m.setattr(IntakeService, "_store_request", orm_path)
+        status, doc = _submit(service, token, "key-00000002", chain["package"])
+        assert status == 201 and doc["status"] == "checks_passed"
+        again = _submit(service, token, "key-00000002", chain["package"])  # found by submitter: no store path at all
+        assert again == (200, doc)
+    assert audit.verify_chain(service.store).ok
+    service.store.dispose()
+
+
+def test_unique_violation_and_dead_connections_end_as_before(postgres_url, chain):
+    service, token, officer = _service(postgres_url, chain, developer_registered=False)
+    status, doc = _submit(service, token, "key-00000003", chain["package"])
+    assert status == 201 and doc["status"] == "checks_failed"  # does not count: the fast path goes on to INSERT
+    # The same key again without the submitter's lookup (as when two retries race): the INSERT hits
+    # the (token, key) unique index, nothing is committed, and the ORM path replays the original.
+    assert _submit(service, token, "key-00000003", chain["package"], existing_lookup=False) == (200, doc)
+
+    principal = service.principal(create_token(service.store, role="officer", subject="officer-bo"))
+    service.add_developer(principal=principal, project_id=svc.PROJECT, did=chain["dev"].did)
+    pids = [c.info.backend_pid for c in service.store._pg_idle]
+    assert pids
+    with service.store.connection(write=True) as conn:
+        for pid in pids:
+            conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    status, doc = _submit(service, token, "key-00000004", chain["package"])
+    assert status == 201 and doc["status"] == "checks_passed"
+    with pytest.raises(ApiError) as err:  # a counting request of the report exists: the ORM path answers 409
+        _submit(service, token, "key-00000005", chain["package"])
+    assert err.value.status == 409 and err.value.code == "report_already_submitted"
+    v = audit.verify_chain(service.store)
+    assert v.ok, v
+    service.store.dispose()
