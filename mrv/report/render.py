@@ -877,6 +877,22 @@ def _pdf_kv(pdf: Any, kv: KVList) -> None:
         pdf.set_y(y + height + 0.6)
 
 
+# A PDF table row must fit on one page (fpdf2 refuses otherwise). Fleet-size values (a trace input
+# listing 1,500 devices, a rule finding naming hundreds of series) are cut here, in the PDF only,
+# with a pointer to where the full text is; the HTML twin and the signed JSON keep everything.
+_PDF_CELL_MAX_CHARS = 1200
+_PDF_CELL_MAX_LINES = 24
+
+
+def _pdf_fit(text: str) -> str:
+    lines = text.split("\n")
+    cut = len(text) > _PDF_CELL_MAX_CHARS or len(lines) > _PDF_CELL_MAX_LINES
+    if not cut:
+        return text
+    kept = "\n".join(lines[:_PDF_CELL_MAX_LINES])[:_PDF_CELL_MAX_CHARS]
+    return f"{kept} … [{len(text) - len(kept):,} more characters: see the HTML report or calculation.json]"
+
+
 def _pdf_table(pdf: Any, table: Table) -> None:
     from fpdf.enums import CellBordersLayout, TableBordersLayout, WrapMode
     from fpdf.fonts import FontFace
@@ -918,11 +934,11 @@ def _pdf_table(pdf: Any, table: Table) -> None:
                 style = mono if c.mono else FontFace(family="dv", size_pt=size)
                 if fill is not None:
                     style = style.replace(fill_color=fill)
-                row.cell(text, style=style, border=CellBordersLayout.TOP, rowspan=2 if split and i == 0 else 1)
+                row.cell(_pdf_fit(text), style=style, border=CellBordersLayout.TOP, rowspan=2 if split and i == 0 else 1)
             if r.detail:
                 drow = t.row()
                 drow.cell(
-                    "\n".join(r.detail),
+                    _pdf_fit("\n".join(r.detail)),
                     colspan=len(table.cols) - 1 if split else len(table.cols),
                     style=detail_style if fill is None else detail_style.replace(fill_color=fill),
                     border=CellBordersLayout.NONE,

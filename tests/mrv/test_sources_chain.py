@@ -30,7 +30,7 @@ pytestmark = pytest.mark.integration
 
 SAMPLES = {
     "landfill": lambda d: generate_landfill_project(d, seed=5, days=7),
-    "cooking": lambda d: generate_cooking_project(d, seed=5, devices=40, days=21),
+    "cooking": lambda d: generate_cooking_project(d, seed=5, devices=60, days=30),  # big enough that fleet-size trace cells must be cut to fit a PDF page
 }
 
 

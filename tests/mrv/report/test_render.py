@@ -501,3 +501,14 @@ def test_renders_the_report_builder_shape(sample: Sample) -> None:
         assert squash(fact) in pdf_out, fact
     assert "proof value is in the signed credential" in html_out
     assert "UNSIGNED DRAFT" not in html_out
+
+
+def test_pdf_cells_too_tall_for_a_page_are_cut_with_a_pointer():
+    from mrv.report.render import _PDF_CELL_MAX_CHARS, _pdf_fit
+
+    short = "EG_d = 1.5 kWh"
+    assert _pdf_fit(short) == short
+    huge = "\n".join(f"D{i:04d}: {i * 0.1:.1f} kWh" for i in range(1500))
+    cut = _pdf_fit(huge)
+    assert len(cut) < _PDF_CELL_MAX_CHARS + 200
+    assert cut.startswith("D0000: 0.0 kWh") and "more characters: see the HTML report or calculation.json" in cut
