@@ -25,6 +25,7 @@ from datetime import UTC
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mrv import __version__
@@ -205,8 +206,8 @@ def chart_frames(
     if kind == "devices":
         label = f"device fleet ({validated['device_id'].nunique()} devices reporting)"
         return (
-            relabel(validated, pd.Series([label] * len(validated))),
-            relabel(quarantine, pd.Series([label] * len(quarantine))),
+            fleet_daily_totals(validated, label=label, timezone=spec.monitoring_period.timezone),
+            relabel(quarantine, pd.Series(pd.Categorical.from_codes(np.zeros(len(quarantine), dtype=np.int8), categories=[label]))),
             {"gaps": False},
         )
     units = {f"{i.id} · {i.quantity}": str(validated.loc[validated["instrument_id"] == i.id, "unit"].iloc[0]) if (validated["instrument_id"] == i.id).any() else "" for i in spec.data_sources.instruments}
@@ -219,6 +220,22 @@ def chart_frames(
         relabel(quarantine, quarantine["instrument_id"].astype(str).map(lambda x: names.get(x, x))),
         {"how": "mean", "units": units},
     )
+
+
+def fleet_daily_totals(validated: pd.DataFrame, *, label: str, timezone: str) -> pd.DataFrame:
+    """Fleet energy per local day as one chart series (pure, vectorised).
+
+    A year of a 1,500-device fleet is ~48 M rows; the chart needs one number per day, so the sum is
+    taken here with numpy, and each day's row is stamped at local noon (unambiguous across DST).
+    """
+    ts = validated["ts"]
+    if len(ts) == 0:
+        return pd.DataFrame({"meter_id": pd.Series(dtype=str), "ts": pd.Series(dtype="datetime64[us, UTC]"), "value": pd.Series(dtype=float)})
+    local_days = ts.dt.tz_convert(timezone).dt.tz_localize(None).to_numpy().astype("datetime64[D]")
+    days, inverse = np.unique(local_days, return_inverse=True)
+    totals = np.bincount(inverse, weights=validated["value"].to_numpy(dtype=np.float64), minlength=len(days))
+    noon = pd.DatetimeIndex(days.astype("datetime64[us]")) + pd.Timedelta(hours=12)
+    return pd.DataFrame({"meter_id": [label] * len(days), "ts": noon.tz_localize(timezone).tz_convert("UTC"), "value": totals})
 
 
 def plain_json(obj: Any) -> Any:
