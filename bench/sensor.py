@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
+    load_before = os.getloadavg()
     t0 = time.perf_counter()
     project = generate(args.data, meters=args.meters)
     print(f"data: {project} ({time.perf_counter() - t0:.1f}s to prepare)")
@@ -118,11 +119,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"raw read  pandas        {t_pandas:8.2f} s  {rows / t_pandas / 1e6:8.1f} M rows/s")
     for name, secs in parts["steps"].items():
         print(f"mrv step  {name:<14}{secs:8.2f} s  (summed over parallel steps)")
-    print("          (run_local starts the calculation inside validate_readings, overlapping the write of the\n"
-          "           validated Parquet; calculate then only records its result)")
+    print("          (run_local starts the calculation inside validate_readings, on the per-meter valid frames,\n"
+          "           overlapping the streamed write of the validated Parquet; calculate then only records its result)")
     print(f"mrv       total         {total:8.2f} s  {rows / total / 1e6:8.1f} M rows/s")
     print(f"ratio vs raw pyarrow read: {total / t_arrow:.2f}x   vs raw pandas read: {total / t_pandas:.2f}x   (target: <= 3x)")
     print(f"issuable: {s['issuable_tCO2e']:,} tCO2e")
+    load_after = os.getloadavg()
+    print(f"load average (1/5/15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}   after: {' '.join(f'{x:.2f}' for x in load_after)}"
+          "   (2 shared cores: compare ratios from the same run only)")
     return 0
 
 

@@ -10,6 +10,7 @@ leaves a half-written blob under a valid name. Another backend (an object store)
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
@@ -173,6 +174,13 @@ class LocalArtifactStore:
         self._write_meta(digest, media_type, name)
         return self.ref(digest)
 
+    def writer(self, *, media_type: str, name: str | None = None) -> "_HashingWriter":
+        """A binary file to write an artifact into, hashed while written (no second pass over the
+        bytes, none held in memory). Use as a context manager: on a clean exit the blob is committed
+        under its digest and ``.ref`` is set; on an exception nothing is stored."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return _HashingWriter(self, media_type, name)
+
     def _commit(self, tmp: Path, digest: str) -> None:
         dest = self._blob(digest)
         if dest.exists():
@@ -180,6 +188,52 @@ class LocalArtifactStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         os.chmod(tmp, 0o444)
         os.replace(tmp, dest)
+
+
+class _HashingWriter(io.RawIOBase):
+    """See :meth:`LocalArtifactStore.writer`."""
+
+    def __init__(self, store: LocalArtifactStore, media_type: str, name: str | None) -> None:
+        super().__init__()
+        self._store, self._media_type, self._name = store, media_type, name
+        fd, self._tmp = tempfile.mkstemp(dir=store.root, prefix=".incoming-")
+        self._fh = os.fdopen(fd, "wb", buffering=_CHUNK)
+        self._hash = hashlib.sha256()
+        self._pos = 0
+        self.ref: ArtifactRef | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:  # type: ignore[override]
+        mv = memoryview(data)
+        self._hash.update(mv)  # releases the GIL on large buffers
+        self._fh.write(mv)
+        self._pos += mv.nbytes
+        return mv.nbytes
+
+    def tell(self) -> int:
+        return self._pos
+
+    def __enter__(self) -> "_HashingWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:  # type: ignore[override]
+        try:
+            if not self._fh.closed:
+                self._fh.close()
+            if exc_type is None:
+                digest = DIGEST_PREFIX + self._hash.hexdigest()
+                self._store._commit(Path(self._tmp), digest)
+                self._store._write_meta(digest, self._media_type, self._name)
+                self.ref = self._store.ref(digest)
+        finally:
+            if os.path.exists(self._tmp):
+                os.unlink(self._tmp)
+            super().close()
+
+    def close(self) -> None:  # pyarrow closes its sink when the Parquet file is done: keep ours open for __exit__
+        pass
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

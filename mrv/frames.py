@@ -120,3 +120,38 @@ def _concat_columnwise(
         else:
             out_cols[c] = bufs[c]
     return pd.DataFrame(out_cols, columns=columns, copy=False)
+
+
+class FramePieces(tuple):
+    """Consecutive pieces of one frame (e.g. the valid rows of each series, in series order), held
+    instead of their concatenation: every piece has the same columns, dtypes and categories, so
+    ``concat_readings(list(pieces))`` is the frame they stand for."""
+
+    def concat(self) -> pd.DataFrame:
+        return concat_readings(list(self))
+
+    @property
+    def rows(self) -> int:
+        return sum(len(p) for p in self)
+
+
+def with_categories(df: pd.DataFrame, categories: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """``df`` with each listed categorical column recoded onto ``categories[col]`` (a superset of
+    its own), the other columns shared, not copied."""
+    cols: dict[str, Any] = {}
+    changed = False
+    for c in df.columns:
+        s = df[c]
+        if c in categories and isinstance(s.dtype, pd.CategoricalDtype) and list(s.cat.categories) != list(categories[c]):
+            cats = list(categories[c])
+            lookup = {v: i for i, v in enumerate(cats)}
+            codes = s.cat.codes.to_numpy()
+            n = len(cats)
+            table = np.array([lookup[v] for v in s.cat.categories] + [-1], dtype=np.int8 if n < 127 else np.int16 if n < 32_000 else np.int32)
+            cols[c] = pd.Categorical.from_codes(table[codes], dtype=pd.CategoricalDtype(cats, ordered=s.dtype.ordered), validate=False)
+            changed = True
+        else:
+            cols[c] = s.array if not isinstance(s.dtype, np.dtype) else s.to_numpy()
+    if not changed:
+        return df
+    return pd.DataFrame(cols, columns=df.columns, copy=False)

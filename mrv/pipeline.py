@@ -34,7 +34,7 @@ from mrv.contracts import ContractContext, load_contract
 from mrv.contracts import validate_readings as run_contract  # noqa: F401
 from mrv.contracts.runner import validate_series_frames
 from mrv.errors import ContractBlocked, IngestError, MRVError
-from mrv.frames import _concat_columnwise, _utc_array, concat_readings  # noqa: F401  (re-exported)
+from mrv.frames import FramePieces, _concat_columnwise, _utc_array, concat_readings  # noqa: F401  (re-exported)
 from mrv.ingest.invoices import read_invoices
 from mrv.ingest.meters import read_meter_files
 from mrv.methodology import MonitoringInput
@@ -181,24 +181,80 @@ def frame_to_parquet_bytes(df: pd.DataFrame) -> bytes:
     for them only costs time before Parquet falls back to plain encoding.
     """
     table = frame_to_table(df)
+    buf = io.BytesIO()
+    pq.write_table(table, buf, **_parquet_options(table.schema))
+    return buf.getvalue()
+
+
+def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
+    """The writer options of every derived Parquet artifact (see :func:`frame_to_parquet_bytes`)."""
     dict_cols = [
         f.name
-        for f in table.schema
+        for f in schema
         if pa.types.is_dictionary(f.type) or pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
     ]
     # Integer and timestamp columns (interval starts, row numbers) are near-regular sequences:
     # delta encoding stores them in a few bits per row, 4x smaller and faster than plain + LZ4.
     delta = {
         f.name: "DELTA_BINARY_PACKED"
-        for f in table.schema
+        for f in schema
         if f.name not in dict_cols and (pa.types.is_integer(f.type) or pa.types.is_timestamp(f.type))
     }
     # Min/max statistics for the numeric and time columns (row-group pruning by time or value);
     # not for the dictionary-encoded text columns, where computing them costs more than writing
     # the column (~1.5 s on 52 M rows) and nothing prunes on them.
-    stats = [f.name for f in table.schema if f.name not in dict_cols]
+    stats = [f.name for f in schema if f.name not in dict_cols]
+    return {"compression": "lz4", "use_dictionary": dict_cols, "column_encoding": delta or None, "write_statistics": stats}
+
+
+def series_pieces(df: pd.DataFrame, key: str) -> list[pd.DataFrame]:
+    """``df`` cut into its series: one slice (a view) per contiguous block of ``key`` when every
+    series forms exactly one block (the usual, series-ordered frame), else ``[df]``. A pure
+    function of the frame: it decides the row-group layout of :func:`frames_to_parquet`."""
+    if key not in df.columns or len(df) == 0:
+        return [df]
+    s = df[key]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+    else:
+        codes = pd.factorize(s, use_na_sentinel=True)[0]
+    starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
+    if len(starts) < 2 or len(np.unique(codes[starts])) != len(starts):
+        return [df]
+    stops = np.r_[starts[1:], len(codes)]
+    return [df.iloc[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
+
+
+def frames_to_parquet(pieces: Sequence[pd.DataFrame], sink: Any) -> None:
+    """Write ``pieces`` (frames with one schema: same columns, dtypes and categories) as one
+    Parquet file, one row group per non-empty piece (split further at the writer's row-group size
+    limit), with the options of :func:`frame_to_parquet_bytes`. Deterministic: the bytes depend
+    only on the pieces. ``sink``: a path or a writable binary file object."""
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    try:
+        for piece in pieces:
+            table = frame_to_table(piece.reset_index(drop=True) if not isinstance(piece.index, pd.RangeIndex) else piece)
+            if schema is None:
+                schema = table.schema
+                writer = pq.ParquetWriter(sink, schema, **_parquet_options(schema))
+            elif not table.schema.equals(schema, check_metadata=True):
+                raise ValueError("frames_to_parquet: the pieces do not share one schema (columns, dtypes, categories)")
+            if table.num_rows:
+                writer.write_table(table)  # type: ignore[union-attr]
+            del table
+        if writer is None:  # no pieces at all: nothing defines the schema
+            raise ValueError("frames_to_parquet: no frames to write")
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def series_parquet_bytes(df: pd.DataFrame, key: str) -> bytes:
+    """The bytes of a validated artifact: :func:`frames_to_parquet` of :func:`series_pieces`
+    (what :func:`put_series_frames` streams from the per-series frames, and replay recomputes)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, compression="lz4", use_dictionary=dict_cols, column_encoding=delta or None, write_statistics=stats)
+    frames_to_parquet(series_pieces(df, key), buf)
     return buf.getvalue()
 
 
@@ -314,6 +370,15 @@ def put_frame(store: LocalArtifactStore, df: pd.DataFrame, *, name: str) -> Arti
     ref = store.put_bytes(frame_to_parquet_bytes(df), media_type=PARQUET, name=name)
     _FRAMES.put(ref.digest, df)
     return ref
+
+
+def put_series_frames(store: LocalArtifactStore, pieces: Sequence[pd.DataFrame], *, name: str) -> ArtifactRef:
+    """Stream per-series frames (consecutive series, one schema) into the store as one Parquet
+    artifact, hashing while writing, without concatenating them: the same bytes as
+    :func:`series_parquet_bytes` of their concatenation."""
+    with store.writer(media_type=PARQUET, name=name) as out:
+        frames_to_parquet(pieces, out)
+    return out.ref
 
 
 def put_json(store: LocalArtifactStore, obj: Any, *, name: str) -> ArtifactRef:
@@ -449,7 +514,7 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
         # the contract on their concatenation, without building it: see validate_series_frames).
         outcome = validate_series_frames(
             frames, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit,
-            max_workers=_WORKERS, consume=True,
+            max_workers=_WORKERS, consume=True, concat_valid=False,
         )
         if outcome.blocked:
             result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
@@ -458,13 +523,21 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
             except ContractBlocked as exc:
                 exc.artifacts = {"validation_result": result}  # type: ignore[attr-defined]
                 raise
-        # Inside run_local the calculation that follows is a pure function of the valid frame held
-        # here: start it now, so it overlaps the (GIL-free) Parquet encoding of that frame.
-        ahead = _calculate_ahead(ctx, project_digest, outcome.valid)
+        # The valid rows per meter (never concatenated when the contract ran meter by meter): the
+        # artifact is streamed row group by row group from them (series_parquet_bytes layout).
+        valid_rows = outcome.valid
+        if isinstance(valid_rows, FramePieces):
+            pieces = list(valid_rows)
+        else:
+            pieces = series_pieces(valid_rows, outcome.key)
+            valid_rows = FramePieces(pieces) if len(pieces) > 1 else valid_rows
+        # Inside run_local the calculation that follows is a pure function of the valid rows held
+        # here: start it now, so it overlaps the (GIL-free) Parquet encoding of those rows.
+        ahead = _calculate_ahead(ctx, project_digest, valid_rows)
         # The three artifacts are independent: write them concurrently (Parquet encoding,
         # compression and hashing release the GIL).
         with ThreadPoolExecutor(max_workers=2) as pool:
-            valid = pool.submit(put_frame, ctx.store, outcome.valid, name="readings-validated.parquet")
+            valid = pool.submit(put_series_frames, ctx.store, pieces, name="readings-validated.parquet")
             quarantine = pool.submit(put_frame, ctx.store, outcome.quarantine, name="quarantine.parquet")
             result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
             out = {"validated": valid.result(), "quarantine": quarantine.result(), "validation_result": result}
@@ -565,7 +638,7 @@ class _CalculateAhead:
 _AHEAD = _CalculateAhead()
 
 
-def _calculate_ahead(ctx: RunContext, project_digest: str, valid: pd.DataFrame) -> tuple[tuple[str, ...], Future[dict[str, Any]]] | None:
+def _calculate_ahead(ctx: RunContext, project_digest: str, valid: pd.DataFrame | FramePieces) -> tuple[tuple[str, ...], Future[dict[str, Any]]] | None:
     cross_checks = _AHEAD.planned(ctx.run_id)
     if cross_checks is None:
         return None
@@ -585,7 +658,7 @@ def methodology_parameters(spec: ProjectSpec) -> dict[str, Any]:
 
 def calculation_document(
     spec: ProjectSpec,
-    validated: pd.DataFrame,
+    validated: pd.DataFrame | FramePieces,
     invoices: Sequence[pd.DataFrame] = (),
     *,
     registry: Sequence[Mapping[str, Any]] | None = None,
@@ -594,10 +667,14 @@ def calculation_document(
 
     Shared by the pipeline and by a verifier's replay, so both compute exactly the same thing.
     ``registry``: device-registry records (JSON form) for methodologies reading a device fleet.
+    ``validated`` may be :class:`FramePieces` (the valid rows per series): methodologies that
+    aggregate per series take them as they are (ACM0002); others get their concatenation.
     """
     from mrv.sources import dataset_key
 
     methodology = get_methodology(spec.methodology)
+    if isinstance(validated, FramePieces) and not _takes_pieces(methodology):
+        validated = validated.concat()
     datasets: dict[str, pd.DataFrame] = {dataset_key(spec): validated}
     if invoices:
         datasets["invoices"] = pd.concat(list(invoices), ignore_index=True)
@@ -621,6 +698,11 @@ def calculation_document(
         "monitoring_period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "timezone": period.timezone},
         **result.to_dict(),
     }
+
+
+def _takes_pieces(methodology: Any) -> bool:
+    """Whether a methodology's aggregation accepts :class:`FramePieces` for its dataset."""
+    return bool(getattr(methodology, "accepts_frame_pieces", False))
 
 
 def finish_run(ctx: RunContext, *, calculation: str, validation_result: str, quarantine: str) -> dict[str, Any]:

@@ -31,7 +31,9 @@ from mrv.sources import registry_records as registry_records_of
 from mrv.methodology.registry import get as get_methodology
 from mrv.package import verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
-from mrv.pipeline import calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, validation_document
+from mrv.pipeline import (
+    calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, series_parquet_bytes, validation_document,
+)
 from mrv.project import parse_project
 from mrv.signing import verify_credential
 
@@ -207,7 +209,7 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             engine=recorded_validation.get("engine", "native"),
         )
         _compare(result, "validate: result", by_role, "validation_result", json_bytes(validation_document(outcome)))
-        _compare(result, "validate: valid rows", by_role, "validated", frame_to_parquet_bytes(outcome.valid))
+        _compare(result, "validate: valid rows", by_role, "validated", series_parquet_bytes(outcome.valid, outcome.key))
         _compare(result, "validate: quarantine", by_role, "quarantine", frame_to_parquet_bytes(outcome.quarantine))
 
         # 4. calculation (from the replayed valid rows)

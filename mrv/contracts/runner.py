@@ -98,7 +98,7 @@ class RuleResult:
 
 @dataclass(frozen=True)
 class ValidationOutcome:
-    valid: pd.DataFrame  # input columns + calibration_valid (bool)
+    valid: pd.DataFrame  # input columns + calibration_valid (bool); FramePieces (per series) from validate_series_frames(concat_valid=False)
     quarantine: pd.DataFrame  # input columns + rule_id, severity, reason
     rules: list[RuleResult]  # contract order
     gaps: pd.DataFrame  # <key>, gap_start, gap_end, missing_intervals, hours, position
@@ -155,7 +155,12 @@ class ValidationOutcome:
         keys = meters + extra
         q_rows = q_ids.value_counts()
         q_kwh = q["value"].groupby(q_ids.to_numpy()).sum(min_count=1) if len(q) else pd.Series(dtype=float)
-        lapsed = self.valid.loc[~self.valid["calibration_valid"].to_numpy(dtype=bool), [key, "value"]]
+        from mrv.frames import FramePieces
+
+        pieces = list(self.valid) if isinstance(self.valid, FramePieces) else [self.valid]
+        lapsed_parts = [p.loc[~p["calibration_valid"].to_numpy(dtype=bool), [key, "value"]] for p in pieces]
+        lapsed = lapsed_parts[0] if len(lapsed_parts) == 1 else pd.concat(lapsed_parts, ignore_index=True)
+        n_valid = sum(len(p) for p in pieces)
         l_rows = lapsed[key].astype(object).value_counts()
         l_kwh = lapsed.groupby(lapsed[key].astype(object))["value"].sum() if len(lapsed) else pd.Series(dtype=float)
         g_hours = self.gaps.groupby(self.gaps[key].astype(object))["hours"].sum() if len(self.gaps) else pd.Series(dtype=float)
@@ -173,7 +178,7 @@ class ValidationOutcome:
             "engine": self.engine,
             "blocked": self.blocked,
             **({} if key == "meter_id" else {"key": key}),
-            "rows": {"input": self.input_rows, "valid": len(self.valid), "quarantined": len(q)},
+            "rows": {"input": self.input_rows, "valid": n_valid, "quarantined": len(q)},
             "rules": [r.to_json() for r in self.rules],
             f"quarantined_rows_{per}": {m: num(q_rows, m, int) for m in keys},
             f"quarantined_{amount}_{per}": {m: num(q_kwh, m, float) for m in keys},
@@ -696,6 +701,8 @@ def validate_series_frames(
     gx_row_limit: int = 2_000_000,
     max_workers: int = 2,
     consume: bool = False,
+    concat_valid: bool = True,
+    whole_frame: pd.DataFrame | None = None,
 ) -> ValidationOutcome:
     """:func:`validate_readings` of the concatenation of ``frames`` (one series each, in order),
     without building it: with the native engine and a contract whose rules judge each row within
@@ -706,6 +713,13 @@ def validate_series_frames(
 
     ``consume=True`` (``frames`` a list the caller gives up): the list is emptied and each frame
     released once its rows are copied into the result, so the peak memory stays near one copy.
+
+    ``concat_valid=False``: when the per-series outcomes are merged, ``valid`` is a
+    :class:`mrv.frames.FramePieces` of the per-series valid frames (categories unified as in the
+    concatenation) instead of their concatenation (which is never built).
+
+    ``whole_frame``: the concatenation of ``frames`` when the caller has it (the frames are then
+    slices of it): validated as it is when the frames cannot be validated one by one.
     """
     from mrv.frames import concat_readings
 
@@ -717,7 +731,7 @@ def validate_series_frames(
     used = resolve_engine(engine, rows=total, gx_row_limit=gx_row_limit)
 
     def whole() -> ValidationOutcome:
-        df = concat_readings(frames, consume=consume)
+        df = whole_frame if whole_frame is not None else concat_readings(frames, consume=consume)
         frames.clear()
         return validate_readings(df, contract=contract, context=context, engine=used, gx_row_limit=gx_row_limit)
 
@@ -726,12 +740,14 @@ def validate_series_frames(
     compiled = compile_contract(contract, context=context)
     native.check_supported(compiled.expectations)
     ids = context.source_ids
-    position = {s: i for i, s in enumerate(ids)}
     if not _separable(compiled, contract.key, ids):
         return whole()
     checked = [_check_input(f, contract) for f in frames]
     series = [_single_series(f, contract.key) for f in checked]
-    if any(s is None or s not in position for s in series) or len(set(series)) != len(series):
+    # A frame of one undeclared series (e.g. a device missing from the registry) is validated on
+    # its own too: its rows fail the row-level membership rule there as in the whole frame, and
+    # the gap report, which covers declared series only, has nothing for it.
+    if any(s is None for s in series) or len(set(series)) != len(series):
         return whole()
 
     def one(f: pd.DataFrame) -> ValidationOutcome:
@@ -750,7 +766,8 @@ def validate_series_frames(
     if consume:  # from here on, the per-series outcomes hold the only references to the rows
         del checked
         frames.clear()
-    return _merge(parts, series, categories, compiled=compiled, contract=contract, context=context, consume=consume)
+    return _merge(parts, series, categories, compiled=compiled, contract=contract, context=context, consume=consume,
+                  concat_valid=concat_valid)
 
 
 def _mergeable(parts: Sequence[ValidationOutcome], series: Sequence[str | None], context: ContractContext) -> bool:
@@ -775,6 +792,7 @@ def _merge(
     contract: Contract,
     context: ContractContext,
     consume: bool,
+    concat_valid: bool = True,
 ) -> ValidationOutcome:
     """One outcome from the per-series outcomes (checked by :func:`_mergeable`)."""
     from mrv.frames import concat_readings
@@ -813,14 +831,21 @@ def _merge(
     else:
         quarantine = concat_readings([parts[0].quarantine], categories=categories)
     del q_parts
-    order = sorted(range(len(parts)), key=lambda j: ids.index(series[j]))  # gap report: declared order
+    declared = {s: i for i, s in enumerate(ids)}
+    order = sorted((j for j in range(len(parts)) if series[j] in declared), key=lambda j: declared[series[j]])  # gap report: declared order
+    order = order or [0]
     gap_parts = [parts[j].gaps for j in order if len(parts[j].gaps)]
     gaps = pd.concat(gap_parts, ignore_index=True) if gap_parts else parts[order[0]].gaps.iloc[0:0].reset_index(drop=True)
     input_rows = sum(p.input_rows for p in parts)
     valid_parts = [p.valid for p in parts]
     if consume:
         parts.clear()  # the valid frames are now referenced only by valid_parts, released one by one
-    valid = concat_readings(valid_parts, categories=categories, consume=consume)
+    if concat_valid:
+        valid = concat_readings(valid_parts, categories=categories, consume=consume)
+    else:
+        from mrv.frames import FramePieces, with_categories
+
+        valid = FramePieces(with_categories(v, categories) for v in valid_parts)
     del valid_parts
     return ValidationOutcome(
         valid=valid,

@@ -99,6 +99,10 @@ class ACM0002(Methodology):
                       unit="tCO2e", required=False, minimum=0),
     )
 
+    # aggregate_meter_readings works per meter, so it takes the validated rows as per-meter pieces
+    # (mrv.frames.FramePieces) and the pipeline never builds the fleet-size concatenation.
+    accepts_frame_pieces = True
+
     monitored = (
         MonitoredSpec("EG_export_y", "Electricity exported to the grid in the period", contract="meter_readings", unit="MWh"),
         MonitoredSpec("EG_import_y", "Electricity imported from the grid in the period", contract="meter_readings", unit="MWh"),

@@ -137,10 +137,18 @@ class _Recorder:
                           note=item.get("detail"))
 
 
-def _prepare_readings(data: MonitoringInput, meters: dict[str, MeterInfo]) -> pd.DataFrame:
+def _reading_pieces(data: MonitoringInput) -> list[pd.DataFrame]:
+    """The readings as consecutive pieces: the frame itself, or the per-meter frames of a
+    ``FramePieces`` (which stand for their concatenation, never built)."""
     if READINGS not in data.datasets:
         raise MethodologyError(f"ACM0002: dataset {READINGS!r} is missing from the monitoring input")
     raw = data.datasets[READINGS]
+    if isinstance(raw, tuple):  # mrv.frames.FramePieces
+        return [p for p in raw] or [pd.DataFrame(columns=list(READING_COLUMNS))]
+    return [raw]
+
+
+def _prepare_readings(raw: pd.DataFrame, meters: dict[str, MeterInfo]) -> pd.DataFrame:
     missing_cols = [c for c in READING_COLUMNS if c not in raw.columns]
     if missing_cols:
         raise MethodologyError(
@@ -428,20 +436,39 @@ def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[di
     start, end = mt.to_utc(data.start), mt.to_utc(data.end)
     if end <= start:
         raise MethodologyError(f"ACM0002: empty monitoring period [{start}, {end})")
-    df = _prepare_readings(data, meters)
+    raw_pieces = _reading_pieces(data)
+    pieces = [_prepare_readings(p, meters) for p in raw_pieces]
     rec = _Recorder(trace)
 
     tables: dict[str, pd.DataFrame] = {}
-    # One pass to group row positions by meter (a boolean mask per meter would be O(rows × meters)).
-    blocks = _meter_blocks(df)
-    positions = df.groupby("meter_id", observed=True, sort=False).indices if blocks is None else {}
+    # Each meter's rows as a slice (not a copy) when they form one contiguous block in one piece
+    # (the usual case: one piece per meter, or one frame ordered by meter) ...
+    where: dict[str, tuple[int, int, int]] = {}  # meter -> (piece, lo, hi)
+    for i, df in enumerate(pieces):
+        blocks = _meter_blocks(df)
+        if blocks is None or any(mid in where for mid in blocks):
+            where, blocks = {}, None
+            break
+        where.update({mid: (i, lo, hi) for mid, (lo, hi) in blocks.items()})
+    else:
+        blocks = {}
+    positions: dict[Any, np.ndarray] = {}
+    if blocks is None:
+        # ... else one pass to group row positions by meter over the whole (concatenated) frame
+        # (a boolean mask per meter would be O(rows × meters)).
+        if len(pieces) > 1:
+            from mrv.frames import concat_readings
+
+            pieces = [_prepare_readings(concat_readings(raw_pieces), meters)]
+        positions = pieces[0].groupby("meter_id", observed=True, sort=False).indices
+    del raw_pieces
     empty = np.zeros(0, dtype=np.int64)
     for mid, m in meters.items():
-        if blocks is not None:  # one contiguous block per meter (the usual case): a slice, not a copy
-            lo, hi = blocks.get(mid, (0, 0))
-            rows = df.iloc[lo:hi]
+        if blocks is not None:
+            i, lo, hi = where.get(mid, (0, 0, 0))
+            rows = pieces[i].iloc[lo:hi]
         else:
-            rows = df.iloc[positions.get(mid, empty)]
+            rows = pieces[0].iloc[positions.get(mid, empty)]
         tables[mid] = _treat_meter(m, rows, start, end, rec)
 
     per_meter = {mid: float(t["kWh"].sum()) for mid, t in tables.items()}
