@@ -882,6 +882,9 @@ def _pdf_kv(pdf: Any, kv: KVList) -> None:
 # with a pointer to where the full text is; the HTML twin and the signed JSON keep everything.
 _PDF_CELL_MAX_CHARS = 1200
 _PDF_CELL_MAX_LINES = 24
+# Fleet-size tables (a trace step per device, a gap per device) would make a PDF of thousands of
+# pages and take fpdf2 minutes; the PDF shows the first rows and says where the rest is.
+_PDF_TABLE_MAX_ROWS = 400
 
 
 def _pdf_fit(text: str) -> str:
@@ -924,7 +927,12 @@ def _pdf_table(pdf: Any, table: Table) -> None:
         head = t.row()
         for c in table.cols:
             head.cell(c.header, border=CellBordersLayout.BOTTOM)
-        for r in table.rows:
+        rows = table.rows
+        if len(rows) > _PDF_TABLE_MAX_ROWS:
+            rows = rows[:_PDF_TABLE_MAX_ROWS] + (
+                Row((f"… {len(table.rows) - _PDF_TABLE_MAX_ROWS:,} more rows: see the HTML report or the packaged JSON",) + ("",) * (len(table.cols) - 1)),
+            )
+        for r in rows:
             fill = _STATUS_FILL[r.status]
             # A row with detail lines is two table rows; the first cell spans both, which also
             # keeps them on one page (fpdf2 never breaks a page inside a rowspan).

@@ -512,3 +512,20 @@ def test_pdf_cells_too_tall_for_a_page_are_cut_with_a_pointer():
     cut = _pdf_fit(huge)
     assert len(cut) < _PDF_CELL_MAX_CHARS + 200
     assert cut.startswith("D0000: 0.0 kWh") and "more characters: see the HTML report or calculation.json" in cut
+
+
+
+def test_fleet_size_trace_is_capped_in_the_pdf_and_complete_in_the_html(sample: Sample) -> None:
+    from mrv.report.render import _PDF_TABLE_MAX_ROWS
+
+    doc = copy.deepcopy(sample.report)
+    extra = _PDF_TABLE_MAX_ROWS + 75
+    doc["trace"] = list(doc["trace"]) + [
+        {"symbol": f"EG_d[D{i:04d}]", "value": float(i), "unit": "kWh", "equation": "sum of valid readings", "clause": "test", "inputs": {}, "note": None}
+        for i in range(extra)
+    ]
+    ptext = squash(pdf_text(render_pdf(doc)))
+    assert squash("more rows: see the HTML report or the packaged JSON") in ptext
+    assert f"EG_d[D{extra - 1:04d}]" not in ptext
+    htext = html_text(render_html(doc))
+    assert f"EG_d[D{extra - 1:04d}]" in htext  # the HTML twin keeps every row
