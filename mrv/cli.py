@@ -258,7 +258,8 @@ def demo(
     name = "demo-project" if sample is SampleProject.wind else f"demo-{sample.value}"
     target = project_dir or (settings.home.expanduser().resolve() / name)
     project = generate_sample(sample, target, seed=seed)
-    console.print(f"Sample project written to [bold]{project}[/] (see README.txt there for the injected faults)\n", highlight=False)
+    hint = " (see README.txt there for the injected faults)" if (project.parent / "README.txt").is_file() else " (its header comments describe the injected faults)"
+    console.print(f"Sample project written to [bold]{project}[/]{hint}\n", highlight=False)
     try:
         summary = run_with_progress(settings, project, verbose=verbose)
         _print_summary(summary)
