@@ -460,3 +460,24 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="date labels"):
         zonal_stats(cov, values(), dates=["only-one"])
     assert issubclass(RasterError, MRVError) and issubclass(CRSMismatchError, RasterError)
+
+
+def test_valid_fraction_never_exceeds_one_for_fully_valid_plots():
+    """Regression: count and area summed in different orders gave 1.0000000000000009."""
+    import numpy as np
+    from affine import Affine
+    from shapely.geometry import Polygon
+
+    from mrv.raster.zonal import coverage, zonal_stats
+
+    rng = np.random.default_rng(0)
+    polys = []
+    for _ in range(200):
+        x, y = rng.uniform(1, 80, 2)
+        w, h = rng.uniform(0.3, 9.7, 2)
+        polys.append(Polygon([(x, y), (x + w, y + 0.1 * h), (x + w, y + h), (x + 0.2 * w, y + h)]))
+    transform = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 100.0)
+    cov = coverage(polys, transform=transform, shape=(100, 100), crs="EPSG:32633", polygons_crs="EPSG:32633")
+    frame = zonal_stats(cov, np.ones((100, 100), dtype=np.float32))
+    assert (frame["valid_fraction"] <= 1.0).all()
+    assert np.allclose(frame["valid_fraction"], 1.0)
