@@ -95,3 +95,25 @@ def test_rerun_reuses_every_step(chain, tmp_path):
     again = pipeline.run_local(chain["settings"], chain["project"])
     assert again["issuable_tCO2e"] == chain["summary"]["issuable_tCO2e"]
     assert again["artifacts"] == chain["summary"]["artifacts"]
+
+
+def test_a_blocked_raster_contract_stops_the_run_and_writes_no_result(tmp_path):
+    """Nothing half-written: scenes at 10 m against a contract expecting 30 m block the run at the
+    scene stage; the validation result is kept as evidence, no statistics, calculation or run
+    summary are written, and the run is marked failed."""
+    from mrv.errors import ContractBlocked
+
+    project = generate_arr_project(tmp_path / "project", seed=47)
+    text = project.read_text()
+    assert "resolution_m: 10.0" in text
+    project.write_text(text.replace("resolution_m: 10.0", "resolution_m: 30.0"))
+    settings = MRVSettings(home=tmp_path / "ws")
+    run_id, _ = pipeline.start_run(settings, project)
+    with pytest.raises(ContractBlocked, match="resolution"):
+        pipeline.run_local(settings, project, run_id=run_id)
+    ws, store, lineage = pipeline.open_workspace(settings)
+    assert str(getattr(lineage.get_run(run_id).status, "value", lineage.get_run(run_id).status)) == "failed"
+    roles = {a.role for a in lineage.run_artifacts(run_id)}
+    assert "scene_validation" in roles
+    assert not roles & {"validated", "quarantine", "calculation", "inventory"}
+    assert not (ws.run_dir(run_id) / "summary.json").exists()
