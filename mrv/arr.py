@@ -252,16 +252,13 @@ def tidy_plot_statistics(table: pd.DataFrame) -> pd.DataFrame:
     """The raster statistics table in the ``plot_statistics`` contract shape: ``plot_id, ts,
     value, valid_fraction, count, source_file, source_row`` (source_file = the scene id)."""
     t = table.reset_index(drop=True)
-    # The exact coverage sums fractional pixel areas: a fully valid plot can come out a few ULPs
-    # above 1 (1.0000000000000009), which the contract's [f_valid_min, 1] rule would quarantine.
-    # Only rounding excess (<= 1e-9) is clipped; anything larger stays and is caught.
-    vf = t["valid_fraction"].astype("float64").to_numpy()
-    vf = np.where((vf > 1.0) & (vf <= 1.0 + 1e-9), 1.0, vf)
+    # valid_fraction as the zonal statistics computed it (rounding excess above 1 is clipped there,
+    # mrv.raster.zonal.VALID_FRACTION_ROUNDING, and nowhere else).
     out = pd.DataFrame({
         "plot_id": t["plot_id"].astype(str).to_numpy(),
         "ts": pd.to_datetime(t["date"], utc=True).astype("datetime64[us, UTC]").to_numpy(),
         "value": t["mean"].astype("float64").to_numpy(),
-        "valid_fraction": vf,
+        "valid_fraction": t["valid_fraction"].astype("float64").to_numpy(),
         "count": t["count"].astype("float64").to_numpy(),
         "source_file": t["scene_id"].astype(str).to_numpy() if "scene_id" in t else "",
         "source_row": np.arange(1, len(t) + 1, dtype=np.int64),
@@ -334,16 +331,24 @@ class PlotStatistics:
     raster: Any
 
 
-def compute_plot_statistics(spec: ProjectSpec, scenes: Sequence["Scene"], geo: PlotGeometry, *, engine: str = "native") -> PlotStatistics:
+def compute_plot_statistics(spec: ProjectSpec, scenes: Sequence["Scene"], geo: PlotGeometry, *, engine: str = "native",
+                            prior: "RasterValidation | None" = None) -> PlotStatistics:
     """Pure: stage 1 (scenes), stocking-index zonal statistics on the valid scenes, stage 2 (plot
-    dates), then the methodology's ``plot_statistics`` contract on the remaining plot-dates."""
+    dates), then the methodology's ``plot_statistics`` contract on the remaining plot-dates.
+
+    ``prior``: the stage-1 result :func:`scene_stage` already gave for the same spec, scenes and
+    geometry (not recomputed then; stage 2 copies it, never changes it)."""
     from mrv.contracts import ContractContext, load_contract
     from mrv.contracts import validate_readings as run_contract
     from mrv.raster.contracts import load_raster_contract, validate_plot_stats
 
     contract = load_raster_contract(_sat(spec).contract)
     ctx = raster_context(spec, geo)
-    prior = scene_stage(spec, scenes, geo)
+    if prior is None:
+        prior = scene_stage(spec, scenes, geo)
+    elif ((prior.contract_id, prior.contract_version) != (contract.id, contract.version)
+          or prior.scene_ids != [s.id for s in sorted(scenes, key=lambda s: (s.datetime, s.id))]):
+        raise ValueError("prior is the stage-1 result of other scenes or another contract")
     if prior.blocked:
         return PlotStatistics(pd.DataFrame(), _empty_quarantine(), {"contract": {"id": prior.contract_id, "version": prior.contract_version},
                                                                     "engine": "raster", "summary": {}, "raster": prior.to_json(), "gaps": []},

@@ -33,7 +33,8 @@ from mrv.artifacts import ArtifactRef, LocalArtifactStore
 from mrv.contracts import ContractContext, load_contract
 from mrv.contracts import validate_readings as run_contract  # noqa: F401
 from mrv.contracts.runner import validate_series_frames
-from mrv.errors import ContractBlocked, IngestError, MRVError
+from mrv.derived import METER_READINGS, check_derivation, derivation_document, is_derivation
+from mrv.errors import ArtifactError, ContractBlocked, ContractError, IngestError, MRVError
 from mrv.frames import FramePieces, _concat_columnwise, _utc_array, concat_readings  # noqa: F401  (re-exported)
 from mrv.ingest.invoices import read_invoices
 from mrv.ingest.meters import read_meter_files
@@ -42,6 +43,7 @@ from mrv.methodology.registry import get as get_methodology
 from mrv.lineage import LineageStore, code_version, make_emitter
 from mrv.lineage.openlineage import build_run_event
 from mrv.project import ProjectSpec, load_project, parse_project
+from mrv.selection import materialize, selection_document
 from mrv.settings import MRVSettings
 from mrv.workspace import Workspace
 
@@ -137,9 +139,8 @@ def run_step(
         return dict(cached.outputs)
 
     emitter = make_emitter(path=ctx.workspace.openlineage_path, url=ctx.workspace.openlineage_url)
-    step_id = ctx.lineage.start_step(ctx.run_id, name=name, parameters=dict(parameters), cache_key=key)
-    for role, ref in inputs.items():
-        ctx.lineage.record_artifact(step_id, ref, role=role, direction="input")
+    step_id = ctx.lineage.start_step(ctx.run_id, name=name, parameters=dict(parameters), cache_key=key,
+                                     inputs=[(ref, role) for role, ref in inputs.items()])
     job = f"{ctx.project_id}.{name}"
     emitter.emit(build_run_event(event_type="START", run_id=step_id, parent_run_id=ctx.run_id, parent_job_name=ctx.project_id, job_name=job, inputs=_io(inputs), outputs=[]))
     try:
@@ -147,14 +148,11 @@ def run_step(
     except Exception as exc:
         # A failing step may still have produced evidence (e.g. the validation result of a
         # blocked contract): link it so the user can inspect why the run stopped.
-        for role, ref in getattr(exc, "artifacts", {}).items():
-            ctx.lineage.record_artifact(step_id, ref, role=role, direction="output")
-        ctx.lineage.finish_step(step_id, status="failed", error=_error_text(exc))
+        evidence = [(ref, role) for role, ref in getattr(exc, "artifacts", {}).items()]
+        ctx.lineage.finish_step(step_id, status="failed", error=_error_text(exc), outputs=evidence)
         emitter.emit(build_run_event(event_type="FAIL", run_id=step_id, parent_run_id=ctx.run_id, parent_job_name=ctx.project_id, job_name=job, inputs=_io(inputs), outputs=[], error_message=_error_text(exc)))
         raise
-    for role, ref in outputs.items():
-        ctx.lineage.record_artifact(step_id, ref, role=role, direction="output")
-    ctx.lineage.finish_step(step_id, status="completed")
+    ctx.lineage.finish_step(step_id, status="completed", outputs=[(ref, role) for role, ref in outputs.items()])
     emitter.emit(build_run_event(event_type="COMPLETE", run_id=step_id, parent_run_id=ctx.run_id, parent_job_name=ctx.project_id, job_name=job, inputs=_io(inputs), outputs=_io(outputs)))
     return outputs
 
@@ -359,7 +357,38 @@ def read_parquet_artifact(store: LocalArtifactStore, digest: str, *, consume: bo
     cached = _FRAMES.get(digest, pop=consume)
     if cached is not None:
         return cached
+    if store.ref(digest).media_type.split(";")[0].strip() == JSON:
+        return _derive(store, digest)
     return pq.read_table(store.local_path(digest)).to_pandas()
+
+
+def _derive(store: LocalArtifactStore, digest: str) -> pd.DataFrame:
+    """Recompute the frame a derivation artifact (:mod:`mrv.derived`) stands for, from its inputs."""
+    from mrv.project import Meter
+
+    doc = json.loads(store.read_bytes(digest))
+    what = f"artifact {digest}"
+    if not is_derivation(doc):
+        raise ArtifactError(f"{what} is JSON but not a derived frame")
+    check_derivation(doc, what=what)
+    refs = [ArtifactRef(i["sha256"], store.ref(i["sha256"]).size, store.ref(i["sha256"]).media_type, i["name"]) for i in doc["inputs"]]
+    with _named_view(store, refs) as paths:
+        df = read_meter_files(paths, meter=Meter.model_validate(doc["parameters"]["meter"]))
+    if len(df) != doc["rows"]:
+        raise ArtifactError(f"{what}: recomputing it gave {len(df)} rows, it records {doc['rows']} (other code, or other inputs?)")
+    return df
+
+
+def meter_readings_document(meter: Any, raw: Mapping[str, ArtifactRef], rows: int) -> dict[str, Any]:
+    """The readings artifact of a meter: the derivation of :func:`read_meter_files` over its raw
+    files (``role -> ref``, read in that order). Pure; replay rebuilds it from the package."""
+    return derivation_document(
+        function=METER_READINGS,
+        code_version=code_version().package_version,
+        inputs=[(role, ref.digest, ref.original_name or role.rsplit("/", 1)[-1]) for role, ref in raw.items()],
+        parameters={"meter": meter.model_dump(mode="json")},
+        rows=rows,
+    )
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -388,8 +417,15 @@ def put_json(store: LocalArtifactStore, obj: Any, *, name: str) -> ArtifactRef:
 def load_spec(ctx: RunContext, project_digest: str) -> ProjectSpec:
     """The project spec exactly as registered for this run: parsed from the stored bytes, with
     relative paths resolved against the directory the project file was registered from."""
-    info = ctx.lineage.get_run(ctx.run_id)
-    original = Path(info.parameters["project_file"])
+    lookup = (ctx.lineage.url, ctx.run_id)
+    with _SPECS_LOCK:
+        original = _PROJECT_FILES.get(lookup)
+    if original is None:  # a run's parameters never change: read them once per process
+        original = Path(ctx.lineage.get_run(ctx.run_id).parameters["project_file"])
+        with _SPECS_LOCK:
+            _PROJECT_FILES[lookup] = original
+            while len(_PROJECT_FILES) > 256:
+                _PROJECT_FILES.pop(next(iter(_PROJECT_FILES)))
     key = (project_digest, str(original))
     with _SPECS_LOCK:
         spec = _SPECS.get(key)
@@ -407,6 +443,7 @@ def load_spec(ctx: RunContext, project_digest: str) -> ProjectSpec:
 
 
 _SPECS: dict[tuple[str, str], ProjectSpec] = {}
+_PROJECT_FILES: dict[tuple[str, str], Path] = {}
 _SPECS_LOCK = threading.Lock()
 
 
@@ -460,7 +497,11 @@ def ingest_meter(ctx: RunContext, *, project_digest: str, meter_id: str) -> dict
     def compute() -> dict[str, ArtifactRef]:
         with _named_view(ctx.store, list(raw.values())) as paths:
             df = read_meter_files(paths, meter=meter)
-        return {f"readings/{meter.id}": put_frame(ctx.store, df, name=f"readings-{meter.id}.parquet")}
+        # The readings are a derivation of the raw files (mrv.derived), not a second copy: the
+        # frame stays cached for the validate step and is recomputed from the raw files elsewhere.
+        ref = put_json(ctx.store, meter_readings_document(meter, raw, len(df)), name=f"readings-{meter.id}.json")
+        _FRAMES.put(ref.digest, df)
+        return {f"readings/{meter.id}": ref}
 
     return run_step(ctx, name=f"{STEP_INGEST}[{meter.id}]", parameters={"meter": meter.model_dump(mode="json")}, inputs=raw, compute=compute)
 
@@ -510,6 +551,7 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
 
     def compute() -> dict[str, ArtifactRef]:
         frames = [read_parquet_artifact(ctx.store, ref.digest, consume=True) for _, ref in sorted(inputs.items())]
+        sources = [(role, ref.digest, len(f)) for (role, ref), f in zip(sorted(inputs.items()), frames)]
         # One frame per meter: validated meter by meter in threads and merged (the same outcome as
         # the contract on their concatenation, without building it: see validate_series_frames).
         outcome = validate_series_frames(
@@ -523,29 +565,52 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
             except ContractBlocked as exc:
                 exc.artifacts = {"validation_result": result}  # type: ignore[attr-defined]
                 raise
-        # The valid rows per meter (never concatenated when the contract ran meter by meter): the
-        # artifact is streamed row group by row group from them (series_parquet_bytes layout).
+        # The valid rows are the readings the contract kept, plus calibration_valid: stored as a
+        # row selection over the readings artifacts (mrv.selection), not as a second copy.
         valid_rows = outcome.valid
-        if isinstance(valid_rows, FramePieces):
-            pieces = list(valid_rows)
-        else:
+        if not isinstance(valid_rows, FramePieces):
             pieces = series_pieces(valid_rows, outcome.key)
             valid_rows = FramePieces(pieces) if len(pieces) > 1 else valid_rows
         # Inside run_local the calculation that follows is a pure function of the valid rows held
-        # here: start it now, so it overlaps the (GIL-free) Parquet encoding of those rows.
+        # here: start it now, so it overlaps the writing of the quarantine.
         ahead = _calculate_ahead(ctx, project_digest, valid_rows)
-        # The three artifacts are independent: write them concurrently (Parquet encoding,
-        # compression and hashing release the GIL).
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            valid = pool.submit(put_series_frames, ctx.store, pieces, name="readings-validated.parquet")
+        with ThreadPoolExecutor(max_workers=1) as pool:
             quarantine = pool.submit(put_frame, ctx.store, outcome.quarantine, name="quarantine.parquet")
+            selection = selection_of(outcome, sources)
+            valid = put_json(ctx.store, selection, name="readings-validated.json")
             result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
-            out = {"validated": valid.result(), "quarantine": quarantine.result(), "validation_result": result}
+            out = {"validated": valid, "quarantine": quarantine.result(), "validation_result": result}
         if ahead is not None:
             _AHEAD.put(ctx.run_id, project_digest, out["validated"].digest, *ahead)
         return out
 
     return run_step(ctx, name=STEP_VALIDATE, parameters=params, inputs=inputs, compute=compute)
+
+
+def selection_of(outcome: Any, sources: Sequence[tuple[str, str, int]]) -> dict[str, Any]:
+    """The validated artifact of a contract outcome over ``sources`` (``(role, digest, rows)`` of
+    each input, in the order validated): a row selection (:mod:`mrv.selection`). Pure; replay
+    recomputes it from its own outcome."""
+    if outcome.kept is None:
+        raise ContractError("the contract outcome does not say which input rows it kept")
+    valid = outcome.valid
+    parts = list(valid) if isinstance(valid, FramePieces) else [valid]
+    flags = np.concatenate([p["calibration_valid"].to_numpy(dtype=bool) for p in parts]) if parts else np.zeros(0, bool)
+    kept = outcome.kept
+    offsets = np.cumsum([0] + [n for _, _, n in sources])
+    counts = [int(np.count_nonzero(kept[a:b])) for a, b in zip(offsets[:-1], offsets[1:])]
+    per_input = np.split(flags, np.cumsum(counts)[:-1]) if sources else []
+    return selection_document(key=outcome.key, inputs=sources, kept=kept, calibration_valid=per_input)
+
+
+def read_validated(store: LocalArtifactStore, digest: str) -> pd.DataFrame | FramePieces:
+    """The valid rows of a validated artifact: a row selection over readings artifacts (the meter
+    path), materialised per input, or a Parquet file (the instrument and device paths)."""
+    if store.ref(digest).media_type.split(";")[0].strip() != JSON:
+        return read_parquet_artifact(store, digest)
+    doc = json.loads(store.read_bytes(digest))
+    pieces = materialize(doc, lambda d: read_parquet_artifact(store, d))
+    return FramePieces(pieces) if len(pieces) != 1 else pieces[0]
 
 
 def validation_document(outcome: Any) -> dict[str, Any]:
@@ -590,7 +655,7 @@ def calculate(
         else:
             invoices = [read_parquet_artifact(ctx.store, d) for d in cross_checks]
             records = None if registry is None else json.loads(ctx.store.read_bytes(registry))
-            doc = calculation_document(spec, read_parquet_artifact(ctx.store, validated), invoices, registry=records)
+            doc = calculation_document(spec, read_validated(ctx.store, validated), invoices, registry=records)
         return {"calculation": put_json(ctx.store, doc, name="calculation.json")}
 
     return run_step(ctx, name=STEP_CALCULATE, parameters=params, inputs=inputs, compute=compute)

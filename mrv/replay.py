@@ -19,10 +19,10 @@ from typing import Any
 import pandas as pd
 
 from mrv import __version__
-from mrv.artifacts import sha256_bytes
+from mrv.artifacts import ArtifactRef, sha256_bytes
 from mrv.contracts import load_contract
 from mrv.contracts import validate_readings as run_contract
-from mrv.errors import MethodologyError, ReplayError
+from mrv.errors import ContractError, MethodologyError, ReplayError
 from mrv.ingest.invoices import read_invoices
 from mrv.ingest.meters import read_meter_files
 from mrv.ingest.series import read_device_files, read_device_registry, read_instrument_files
@@ -32,7 +32,8 @@ from mrv.methodology.registry import get as get_methodology
 from mrv.package import verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
 from mrv.pipeline import (
-    calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, series_parquet_bytes, validation_document,
+    calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, meter_readings_document, selection_of,
+    series_parquet_bytes, validation_document,
 )
 from mrv.project import parse_project
 from mrv.signing import verify_credential
@@ -103,8 +104,59 @@ class ReplayResult:
         }
 
 
-def _check_versions(replay_info: dict[str, Any], *, use_installed: bool, notes: list[str]) -> None:
-    """Refuse when the installed methodology, contract or package version differs from the record."""
+@dataclass(frozen=True)
+class RecordedContract:
+    """A data contract a packaged run used, as the package records it."""
+
+    kind: str  # "tabular" (mrv.contracts) or "raster" (mrv.raster.contracts)
+    id: str
+    version: str
+    recorded_in: str  # where the package says so
+
+
+# Packaged JSON artifacts that record a contract they were produced with (role -> kind of the
+# document's top-level ``contract``; None: decided by the document's ``engine``).
+_CONTRACT_DOCUMENTS: dict[str, str | None] = {
+    "validation_result": None,  # every run; ARR runs: the raster contract (engine "raster") + plot_statistics_contract
+    "scene_validation": "raster",  # ARR, raster contract stage 1
+    "inventory_validation": "tabular",  # ARR, tree_inventory
+}
+
+
+def recorded_contracts(replay_info: dict[str, Any], documents: dict[str, Any], *, raster: bool = False) -> list[RecordedContract]:
+    """Every data contract (id, version) a run used: the one the signed report's replay section
+    names, and those recorded by the packaged validation documents (``documents``: role -> parsed
+    JSON) — the instrument/device contract of source-based runs, and for satellite (ARR) runs the
+    raster contract, ``plot_statistics`` and ``tree_inventory``. Deduplicated, in that order."""
+    out: dict[tuple[str, str, str], RecordedContract] = {}
+
+    def add(kind: str, contract: Any, where: str) -> None:
+        if isinstance(contract, dict) and contract.get("id"):
+            key = (kind, str(contract["id"]), str(contract.get("version", "")))
+            out.setdefault(key, RecordedContract(*key, recorded_in=where))
+
+    add("raster" if raster else "tabular", {"id": replay_info.get("contract_id"), "version": replay_info.get("contract_version")}, "report replay section")
+    for role, kind in _CONTRACT_DOCUMENTS.items():
+        doc = documents.get(role)
+        if not isinstance(doc, dict):
+            continue
+        add(kind or ("raster" if doc.get("engine") == "raster" else "tabular"), doc.get("contract"), role)
+        add("tabular", (doc.get("plot_statistics_contract") or {}).get("contract"), f"{role}.plot_statistics_contract")
+    return list(out.values())
+
+
+def installed_contract_version(kind: str, contract_id: str) -> str:
+    """The version of the installed data contract (``ContractError`` when it is not installed)."""
+    if kind == "raster":
+        from mrv.raster.contracts import load_raster_contract
+
+        return load_raster_contract(contract_id).version
+    return load_contract(contract_id).version
+
+
+def _check_versions(replay_info: dict[str, Any], contracts: list[RecordedContract], *, use_installed: bool, notes: list[str]) -> None:
+    """Refuse when the installed open-dmrv, methodology or any data contract the run used
+    (``contracts``, see :func:`recorded_contracts`) differs from the record."""
     problems = []
     recorded_pkg = str(replay_info.get("code_version", "")).split("+")[0]
     if recorded_pkg != __version__:
@@ -113,17 +165,34 @@ def _check_versions(replay_info: dict[str, Any], *, use_installed: bool, notes: 
         get_methodology(replay_info["methodology_id"])
     except MethodologyError:
         problems.append(f"methodology {replay_info['methodology_id']} is not installed")
-    installed_contract = load_contract(replay_info["contract_id"]).version
-    if installed_contract != replay_info["contract_version"]:
-        problems.append(
-            f"data contract {replay_info['contract_id']} {replay_info['contract_version']} was used; {installed_contract} is installed"
-        )
+    for c in contracts:
+        what = "raster contract" if c.kind == "raster" else "data contract"
+        try:
+            installed = installed_contract_version(c.kind, c.id)
+        except ContractError:
+            problems.append(f"{what} {c.id} {c.version} was used; it is not installed")
+            continue
+        if installed != c.version:
+            problems.append(f"{what} {c.id} {c.version} was used; {installed} is installed")
     if problems and not use_installed:
         raise ReplayError(
             "replay refused: " + "; ".join(problems) + ". Install the recorded versions, or pass --use-installed "
             "to replay with the installed code (every difference is then reported)."
         )
     notes.extend(f"replayed with installed code: {p}" for p in problems)
+
+
+def _packaged_documents(zf: zipfile.ZipFile, by_role: dict[str, Any]) -> dict[str, Any]:
+    """The packaged JSON documents that record contracts (:data:`_CONTRACT_DOCUMENTS`), by role."""
+    out = {}
+    for role in _CONTRACT_DOCUMENTS:
+        entry = by_role.get(role)
+        if entry is not None:
+            try:
+                out[role] = json.loads(zf.read(entry.path))
+            except ValueError:
+                raise ReplayError(f"{role} artifact {entry.path} is not JSON") from None
+    return out
 
 
 def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, use_installed: bool = False) -> ReplayResult:
@@ -138,24 +207,25 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
         replay_info = report["credentialSubject"]["replay"]
         manifest = Manifest.from_bytes(zf.read(MANIFEST_PATH))
         by_role = {e.role: e for e in manifest.entries}
-        arr_spec = parse_project(zf.read(PROJECT_FILE_PATH).decode("utf-8"), source=f"{package.name}!{PROJECT_FILE_PATH}", base_dir=Path(tmp))
-        if arr_spec.satellite is not None:
-            _check_versions_arr(replay_info, use_installed=use_installed, notes=result.notes)
-            _replay_arr(zf, arr_spec, manifest, by_role, Path(tmp), result, report)
+        spec = parse_project(zf.read(PROJECT_FILE_PATH).decode("utf-8"), source=f"{package.name}!{PROJECT_FILE_PATH}", base_dir=Path(tmp))
+        is_arr = spec.satellite is not None
+        contracts = recorded_contracts(replay_info, _packaged_documents(zf, by_role), raster=is_arr)
+        _check_versions(replay_info, contracts, use_installed=use_installed, notes=result.notes)
+        if is_arr:
+            _replay_arr(zf, spec, manifest, by_role, Path(tmp), result, report)
             return result
-        _check_versions(replay_info, use_installed=use_installed, notes=result.notes)
 
         def extract(path: str, dest: Path) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             dest.write_bytes(zf.read(path))
             return dest
 
-        spec = parse_project(zf.read(PROJECT_FILE_PATH).decode("utf-8"), source=f"{package.name}!{PROJECT_FILE_PATH}", base_dir=Path(tmp))
         root = Path(tmp)
 
         # 1. ingest: raw files -> normalised readings, per meter
         # Keyed by series id and concatenated in sorted key order, as the pipeline's validate step does.
         readings: dict[str, pd.DataFrame] = {}
+        readings_digests: dict[str, str] = {}  # meter id -> sha256 of the replayed readings
         for meter in spec.data_sources.meters:
             raws = sorted((e for e in manifest.entries if e.role.startswith(f"raw/{meter.id}/")), key=lambda e: e.role)
             if not raws:
@@ -163,7 +233,11 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             paths = [extract(e.path, root / "raw" / meter.id / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
             df = read_meter_files(paths, meter=meter)
             readings[meter.id] = df
-            _compare(result, f"ingest {meter.id}", by_role, f"readings/{meter.id}", frame_to_parquet_bytes(df))
+            # The readings artifact is the derivation of the reader over the raw files (mrv.derived).
+            raw_refs = {e.role: ArtifactRef(e.sha256, e.size, e.media_type, PurePosixPath(e.role).name) for e in raws}
+            replayed_bytes = json_bytes(meter_readings_document(meter, raw_refs, len(df)))
+            readings_digests[meter.id] = sha256_bytes(replayed_bytes)
+            _compare(result, f"ingest {meter.id}", by_role, f"readings/{meter.id}", replayed_bytes)
 
         # 1b. instruments and device fleets (mrv.sources), per the methodology's data source
         registry_records: list[dict[str, Any]] | None = None
@@ -209,7 +283,13 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             engine=recorded_validation.get("engine", "native"),
         )
         _compare(result, "validate: result", by_role, "validation_result", json_bytes(validation_document(outcome)))
-        _compare(result, "validate: valid rows", by_role, "validated", series_parquet_bytes(outcome.valid, outcome.key))
+        if by_role["validated"].media_type.split(";")[0].strip() == "application/json":
+            # The meter path records its valid rows as a row selection over the readings (mrv.selection).
+            sources = [(f"readings/{k}", readings_digests[k], len(readings[k])) for k in sorted(readings)]
+            replayed_valid = json_bytes(selection_of(outcome, sources))
+        else:
+            replayed_valid = series_parquet_bytes(outcome.valid, outcome.key)
+        _compare(result, "validate: valid rows", by_role, "validated", replayed_valid)
         _compare(result, "validate: quarantine", by_role, "quarantine", frame_to_parquet_bytes(outcome.quarantine))
 
         # 4. calculation (from the replayed valid rows)
@@ -246,29 +326,6 @@ def _trace_diff(recorded: list[dict[str, Any]], replayed: list[dict[str, Any]]) 
 
 
 # --------------------------------------------------------------------------- satellite (ARR) runs
-
-
-def _check_versions_arr(replay_info: dict[str, Any], *, use_installed: bool, notes: list[str]) -> None:
-    """As :func:`_check_versions`, with the raster contract (``mrv.raster.contracts``)."""
-    from mrv.raster.contracts import load_raster_contract
-
-    problems = []
-    recorded_pkg = str(replay_info.get("code_version", "")).split("+")[0]
-    if recorded_pkg != __version__:
-        problems.append(f"open-dmrv {recorded_pkg} produced the report; {__version__} is installed")
-    try:
-        get_methodology(replay_info["methodology_id"])
-    except MethodologyError:
-        problems.append(f"methodology {replay_info['methodology_id']} is not installed")
-    installed = load_raster_contract(replay_info["contract_id"]).version
-    if installed != replay_info["contract_version"]:
-        problems.append(f"raster contract {replay_info['contract_id']} {replay_info['contract_version']} was used; {installed} is installed")
-    if problems and not use_installed:
-        raise ReplayError(
-            "replay refused: " + "; ".join(problems) + ". Install the recorded versions, or pass --use-installed "
-            "to replay with the installed code (every difference is then reported)."
-        )
-    notes.extend(f"replayed with installed code: {p}" for p in problems)
 
 
 class _Blobs:
@@ -318,12 +375,13 @@ def _replay_arr(zf: zipfile.ZipFile, spec: Any, manifest: Manifest, by_role: dic
     geo = arr.plot_geometry(spec, docs)
 
     # 2. raster contract, stage 1
-    _compare(result, "validate scenes", by_role, "scene_validation", arr.scene_stage(spec, scenes, geo).to_bytes())
+    stage1 = arr.scene_stage(spec, scenes, geo)
+    _compare(result, "validate scenes", by_role, "scene_validation", stage1.to_bytes())
 
-    # 3. plot statistics + stage 2 + plot_statistics contract
+    # 3. plot statistics + stage 2 + plot_statistics contract (on the stage-1 result just replayed)
     recorded_validation = json.loads(zf.read(by_role["validation_result"].path))
     engine = (recorded_validation.get("plot_statistics_contract") or {}).get("engine", "native")
-    stats = arr.compute_plot_statistics(spec, scenes, geo, engine=engine)
+    stats = arr.compute_plot_statistics(spec, scenes, geo, engine=engine, prior=stage1)
     _compare(result, "plot statistics: result", by_role, "validation_result", json_bytes(stats.document))
     _compare(result, "plot statistics: valid plot-dates", by_role, "validated", frame_to_parquet_bytes(stats.validated))
     _compare(result, "plot statistics: quarantine", by_role, "quarantine", frame_to_parquet_bytes(stats.quarantine))

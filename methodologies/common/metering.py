@@ -80,9 +80,18 @@ def mpe_bound(values: ArrayLike, accuracy_pct: ArrayLike, direction: str | Array
 def apply_mpe(
     values: ArrayLike, accuracy_pct: ArrayLike, direction: str | ArrayLike, affected: ArrayLike
 ) -> npt.NDArray[np.float64]:
-    """:func:`mpe_bound` where ``affected`` is true, the value unchanged elsewhere."""
+    """:func:`mpe_bound` where ``affected`` is true, the value unchanged elsewhere (a new array)."""
     v = np.asarray(values, dtype=np.float64)
     mask = np.asarray(affected, dtype=bool)
+    if mask.shape == v.shape and np.ndim(accuracy_pct) == 0 and isinstance(direction, str):
+        # Only the affected readings: bounding every reading costs four full-size temporaries on
+        # fleet-size series where usually none is affected.
+        out = v.copy()
+        if mask.any():
+            out[mask] = mpe_bound(v[mask], accuracy_pct, direction)
+        else:
+            mpe_bound(v[:0], accuracy_pct, direction)  # the arguments are still checked
+        return out
     return np.where(mask, mpe_bound(v, accuracy_pct, direction), v)
 
 

@@ -109,6 +109,9 @@ class ValidationOutcome:
     series_ids: tuple[str, ...] = ()  # declared series, for per-series summaries
     input_rows: int = 0
     key: str = "meter_id"  # the contract's series key column
+    # One boolean per input row, in input order (the concatenation of the frames validated):
+    # True where the row is in ``valid`` (see mrv.selection). None when not tracked.
+    kept: np.ndarray | None = None
 
     @property
     def blocked(self) -> bool:
@@ -628,6 +631,7 @@ def _validate(
         series_ids=tuple(context.source_ids),
         input_rows=n,
         key=contract.key,
+        kept=keep_mask,
     )
 
 
@@ -837,6 +841,7 @@ def _merge(
     gap_parts = [parts[j].gaps for j in order if len(parts[j].gaps)]
     gaps = pd.concat(gap_parts, ignore_index=True) if gap_parts else parts[order[0]].gaps.iloc[0:0].reset_index(drop=True)
     input_rows = sum(p.input_rows for p in parts)
+    kept = np.concatenate([p.kept for p in parts]) if all(p.kept is not None for p in parts) else None
     valid_parts = [p.valid for p in parts]
     if consume:
         parts.clear()  # the valid frames are now referenced only by valid_parts, released one by one
@@ -859,4 +864,5 @@ def _merge(
         series_ids=tuple(ids),
         input_rows=input_rows,
         key=contract.key,
+        kept=kept,
     )

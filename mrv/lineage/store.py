@@ -21,7 +21,7 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timezone
@@ -354,7 +354,8 @@ class LineageStore:
             return self._engine
 
     def _create_engine(self) -> Engine:
-        return create_store_engine(self._url, label=f"lineage store {self.url}", error=LineageError)
+        # NORMAL: a rerun rebuilds lineage, and an fsync on every step commit was most of its cost.
+        return create_store_engine(self._url, label=f"lineage store {self.url}", error=LineageError, sqlite_synchronous="NORMAL")
 
     @contextmanager
     def _connection(self, *, write: bool) -> Iterator[Connection]:
@@ -507,30 +508,43 @@ class LineageStore:
 
     # ---- steps
 
-    def start_step(self, run_id: str, *, name: str, parameters: Mapping[str, Any], cache_key: str) -> str:
-        """Open a step (status ``running``) in a run and return its id."""
+    def start_step(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        parameters: Mapping[str, Any],
+        cache_key: str,
+        inputs: Sequence[tuple[ArtifactRef, str]] = (),
+    ) -> str:
+        """Open a step (status ``running``) in a run and return its id. ``inputs``: ``(ref, role)``
+        pairs linked as inputs in the same transaction."""
         _check_text(name, "step name", max_len=200)
         _check_text(cache_key, "cache key", max_len=128)
         params = _clean_parameters(parameters)
+        checked = [self._check_io(ref, role, "input") for ref, role in inputs]
         step_id = _new_id()
         with self._session(write=True) as s:
             if s.get(Run, run_id) is None:
                 raise _unknown_run(run_id)
-            s.add(
-                Step(
-                    id=step_id,
-                    run_id=run_id,
-                    name=name,
-                    status=StepStatus.RUNNING,
-                    started_at=_now(),
-                    ended_at=None,
-                    code_version=code_version().label,
-                    parameters=params,
-                    cache_key=cache_key,
-                    error=None,
-                    reused_from_step_id=None,
-                )
+            step = Step(
+                id=step_id,
+                run_id=run_id,
+                name=name,
+                status=StepStatus.RUNNING,
+                started_at=_now(),
+                ended_at=None,
+                code_version=code_version().label,
+                parameters=params,
+                cache_key=cache_key,
+                error=None,
+                reused_from_step_id=None,
             )
+            s.add(step)
+            if checked:
+                s.flush()  # the step row exists before its links reference it
+                for ref, role, dir_ in checked:
+                    self._link(s, step, ref, role, dir_)
         return step_id
 
     def record_artifact(
@@ -541,69 +555,101 @@ class LineageStore:
         Idempotent for the same (step, digest, role, direction). The first media type and original
         name recorded for a digest are kept.
         """
-        digest = _check_digest(ref.digest)
+        self.record_artifacts(step_id, [(ref, role, direction)])
+
+    def record_artifacts(
+        self, step_id: str, items: Sequence[tuple[ArtifactRef, str, Literal["input", "output"]]]
+    ) -> None:
+        """:meth:`record_artifact` for each ``(ref, role, direction)``, in one transaction (all or none)."""
+        checked = [self._check_io(ref, role, direction) for ref, role, direction in items]
+        if not checked:
+            return
+        with self._session(write=True) as s:
+            step = self._running_step(s, step_id)
+            for ref, role, dir_ in checked:
+                self._link(s, step, ref, role, dir_)
+
+    @staticmethod
+    def _check_io(ref: ArtifactRef, role: str, direction: str) -> tuple[ArtifactRef, str, Direction]:
+        _check_digest(ref.digest)
         _check_text(role, "role", max_len=255)
         try:
             dir_ = Direction(direction)
         except ValueError:
             raise LineageError(f"direction must be 'input' or 'output', not {direction!r}") from None
         if not isinstance(ref.size, int) or ref.size < 0:
-            raise LineageError(f"artifact {digest}: invalid size {ref.size!r}")
+            raise LineageError(f"artifact {ref.digest}: invalid size {ref.size!r}")
         _check_text(ref.media_type, "media type", max_len=255)
-        with self._session(write=True) as s:
-            step = s.get(Step, step_id, with_for_update=True)
-            if step is None:
-                raise _unknown_step(step_id)
-            if step.status != StepStatus.RUNNING:
-                raise LineageError(f"step {step_id} ({step.name}) is {step.status.value}: its artifacts can no longer change")
-            s.execute(
-                self._insert(Artifact.__table__)
-                .values(
-                    digest=digest,
-                    size=ref.size,
-                    media_type=ref.media_type,
-                    original_name=ref.original_name,
-                    created_at=_now(),
-                )
-                .on_conflict_do_nothing(index_elements=["digest"])
+        return ref, role, dir_
+
+    @staticmethod
+    def _running_step(s: Session, step_id: str) -> Step:
+        step = s.get(Step, step_id, with_for_update=True)
+        if step is None:
+            raise _unknown_step(step_id)
+        if step.status != StepStatus.RUNNING:
+            raise LineageError(f"step {step_id} ({step.name}) is {step.status.value}: its artifacts can no longer change")
+        return step
+
+    def _link(self, s: Session, step: Step, ref: ArtifactRef, role: str, dir_: Direction) -> None:
+        digest = ref.digest
+        s.execute(
+            self._insert(Artifact.__table__)
+            .values(
+                digest=digest,
+                size=ref.size,
+                media_type=ref.media_type,
+                original_name=ref.original_name,
+                created_at=_now(),
             )
-            stored_size = s.scalar(select(Artifact.size).where(Artifact.digest == digest))
-            if stored_size != ref.size:
-                raise LineageError(
-                    f"artifact {digest} was recorded with size {stored_size}, now {ref.size}: same digest, different bytes?"
+            .on_conflict_do_nothing(index_elements=["digest"])
+        )
+        stored_size = s.scalar(select(Artifact.size).where(Artifact.digest == digest))
+        if stored_size != ref.size:
+            raise LineageError(
+                f"artifact {digest} was recorded with size {stored_size}, now {ref.size}: same digest, different bytes?"
+            )
+        try:
+            with s.begin_nested():
+                s.execute(
+                    self._insert(StepIO.__table__)
+                    .values(step_id=step.id, digest=digest, role=role, direction=dir_.value)
+                    .on_conflict_do_nothing(index_elements=["step_id", "digest", "role", "direction"])
                 )
-            try:
-                with s.begin_nested():
-                    s.execute(
-                        self._insert(StepIO.__table__)
-                        .values(step_id=step_id, digest=digest, role=role, direction=dir_.value)
-                        .on_conflict_do_nothing(index_elements=["step_id", "digest", "role", "direction"])
-                    )
-            except IntegrityError:
-                other = s.scalar(
-                    select(StepIO.digest).where(
-                        StepIO.step_id == step_id, StepIO.direction == dir_, StepIO.role == role
-                    )
+        except IntegrityError:
+            other = s.scalar(
+                select(StepIO.digest).where(
+                    StepIO.step_id == step.id, StepIO.direction == dir_, StepIO.role == role
                 )
-                raise LineageError(
-                    f"step {step_id} ({step.name}) already has {dir_.value} {role!r} = {other}; cannot also record {digest}"
-                ) from None
+            )
+            raise LineageError(
+                f"step {step.id} ({step.name}) already has {dir_.value} {role!r} = {other}; cannot also record {digest}"
+            ) from None
 
     def finish_step(
-        self, step_id: str, *, status: Literal["completed", "failed"], error: str | None = None
+        self,
+        step_id: str,
+        *,
+        status: Literal["completed", "failed"],
+        error: str | None = None,
+        outputs: Sequence[tuple[ArtifactRef, str]] = (),
     ) -> None:
-        """Close a running step. ``error`` (failed steps) is stored with URL passwords redacted."""
+        """Close a running step. ``error`` (failed steps) is stored with URL passwords redacted.
+        ``outputs``: ``(ref, role)`` pairs linked as outputs in the same transaction."""
         new = _final_status(StepStatus, status, what="step")
         if error is not None:
             if not isinstance(error, str):
                 raise LineageError(f"error must be a string, not {type(error).__name__}")
             error = redact(error)[:_MAX_ERROR_CHARS]
+        checked = [self._check_io(ref, role, "output") for ref, role in outputs]
         with self._session(write=True) as s:
             step = s.get(Step, step_id, with_for_update=True)
             if step is None:
                 raise _unknown_step(step_id)
             if step.status != StepStatus.RUNNING:
                 raise LineageError(f"step {step_id} ({step.name}) is already {step.status.value}")
+            for ref, role, dir_ in checked:
+                self._link(s, step, ref, role, dir_)
             step.status = new
             step.ended_at = _now()
             step.error = error

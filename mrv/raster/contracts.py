@@ -67,6 +67,7 @@ from mrv.raster.scenes import (
     WGS84,
     Scene,
     check_plots_in_scenes,
+    covered_fraction,
     equal_area_crs,
     format_date,
     scene_footprint,
@@ -560,7 +561,7 @@ def _covers_plot(
     for label, day in by_date.items():
         fps = [f for f in (_footprint_ea(s, ea, footprints) for s in day) if f is not None]
         union = shapely.union_all(fps) if fps else shapely.Polygon()
-        frac = np.where(areas > 0, shapely.area(shapely.intersection(plots_ea, union)) / np.where(areas > 0, areas, 1.0), 0.0)
+        frac = covered_fraction(plots_ea, areas, union)
         for pid, f in zip(ids, frac):
             res.checked += 1
             if f + 1e-12 >= min_f:

@@ -257,7 +257,8 @@ def build_report(
     out_dir: Path | None = None,
 ) -> ReportOutputs:
     """Sign the report of a completed run and write it, its HTML/PDF twin and the package."""
-    from mrv.pipeline import read_parquet_artifact
+    from mrv.frames import FramePieces
+    from mrv.pipeline import read_parquet_artifact, read_validated
     from mrv.report.render import render_html, render_pdf
 
     run = lineage.get_run(run_id)
@@ -295,8 +296,9 @@ def build_report(
     # The twin is rendered from the subject that gets signed, with the signature details known in
     # advance (all but the proof value); its digests go into the subject, so the signature covers it.
     doc = {**plain_json(subject), "gaps": plain_json(validation.get("gaps", [])), "signature": signature_preview}
+    valid = read_validated(store, outputs["validated"])
     series, quarantine, hint = chart_frames(
-        spec, read_parquet_artifact(store, outputs["validated"]), read_parquet_artifact(store, outputs["quarantine"]), doc["gaps"],
+        spec, valid.concat() if isinstance(valid, FramePieces) else valid, read_parquet_artifact(store, outputs["quarantine"]), doc["gaps"],
         calculation=calculation,
     )
     if hint:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import json
 import re
+import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -23,6 +25,9 @@ from mrv.report.build import build_report
 from mrv.sample.arr import generate_arr_project
 from mrv.settings import MRVSettings
 from mrv.signing import KeyRole, generate_key, verify_credential
+
+sys.path.insert(0, str(Path(__file__).parent))
+from installed_contracts import install_contracts  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
@@ -91,6 +96,54 @@ def test_vvb_replay_reproduces_every_step_and_attests(chain):
     assert final.ok, final.first_failure
 
 
+@pytest.mark.parametrize(("contract_id", "kind"), [("raster_scenes", "raster"), ("plot_statistics", "data"), ("tree_inventory", "data")])
+def test_replay_refuses_when_any_contract_the_run_used_is_installed_at_another_version(chain, monkeypatch, tmp_path, contract_id, kind):
+    """An ARR run uses three contracts (the raster contract, plot_statistics, tree_inventory): each
+    recorded version is checked against the installed one, not only the one the report names."""
+    import mrv.contracts
+    import mrv.raster.contracts
+    from mrv.errors import ReplayError
+
+    load = mrv.raster.contracts.load_raster_contract if kind == "raster" else mrv.contracts.load_contract
+    recorded = load(contract_id).version
+    install_contracts(monkeypatch, tmp_path / "contracts", {contract_id: "9.0.0"})
+    with pytest.raises(ReplayError, match="replay refused") as info:
+        replay_package(chain["out"].package.path)
+    assert f"{kind} contract {contract_id} {recorded} was used; 9.0.0 is installed" in str(info.value)
+    assert str(info.value).count("was used;") == 1  # the other two contracts are as recorded
+
+
+def test_replay_with_installed_inventory_contract_reports_the_difference(chain, monkeypatch, tmp_path):
+    import mrv.contracts
+
+    recorded = mrv.contracts.load_contract("tree_inventory").version
+    install_contracts(monkeypatch, tmp_path / "contracts", {"tree_inventory": "9.0.0"})
+    result = replay_package(chain["out"].package.path, use_installed=True)
+    assert result.notes == [f"replayed with installed code: data contract tree_inventory {recorded} was used; 9.0.0 is installed"]
+    # Same rules, another version: only the inventory validation document (which records the version) differs.
+    assert [s.name for s in result.steps if not s.matched] == ["ingest inventory: result"]
+    assert result.ok and result.issuable_replayed == result.issuable_recorded
+
+
+def test_plot_statistics_refuses_a_stage_one_result_of_other_scenes(chain):
+    """compute_plot_statistics reuses a given stage-1 result (the replay passes the one it just
+    compared) only when it is the result for the same scenes and contract."""
+    from mrv import arr
+    from mrv.project import load_project
+    from mrv.raster.scenes import scene_from_json
+
+    spec = load_project(chain["project"])
+    arts = chain["lineage"].run_artifacts(chain["summary"]["run_id"])
+    digest = {a.role: a.digest for a in arts}
+    scenes = [scene_from_json(d, chain["store"]) for d in json.loads(chain["store"].read_bytes(digest["scenes"]))]
+    geo = arr.plot_geometry(spec, json.loads(chain["store"].read_bytes(digest["plot_geometry"])))
+    fewer = arr.scene_stage(spec, scenes[1:], geo)
+    with pytest.raises(ValueError, match="other scenes"):
+        arr.compute_plot_statistics(spec, scenes, geo, prior=fewer)
+    # the stage-1 result of the same scenes is the one the run recorded
+    assert arr.scene_stage(spec, scenes, geo).to_bytes() == chain["store"].read_bytes(digest["scene_validation"])
+
+
 def test_rerun_reuses_every_step(chain, tmp_path):
     again = pipeline.run_local(chain["settings"], chain["project"])
     assert again["issuable_tCO2e"] == chain["summary"]["issuable_tCO2e"]
@@ -117,3 +170,55 @@ def test_a_blocked_raster_contract_stops_the_run_and_writes_no_result(tmp_path):
     assert "scene_validation" in roles
     assert not roles & {"validated", "quarantine", "calculation", "inventory"}
     assert not (ws.run_dir(run_id) / "summary.json").exists()
+
+
+def test_a_blocked_inventory_contract_stops_the_run_and_writes_nothing_downstream(tmp_path):
+    """A tree measured with DBH 250 cm (above the project's D_max_qaqc) breaks the tree_inventory
+    contract's block rule ``dbh_range``: the run stops with an error naming the rule, the file and
+    the row; the inventory validation result is kept as evidence; no inventory, calculation or run
+    summary is written, and the run is marked failed."""
+    import csv
+
+    from mrv.errors import ContractBlocked
+
+    project = generate_arr_project(tmp_path / "project", seed=47)
+    assert "D_max_qaqc:\n    value: 100.0" in project.read_text()
+    inv = project.parent / "field" / "inventory.csv"
+    with inv.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    fields = list(rows[0])
+    bad = 6  # 0-based data row -> file line 8 (header is line 1)
+    assert float(rows[bad]["dbh_cm"]) <= 100.0
+    rows[bad]["dbh_cm"] = "250.0"
+    with inv.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    tree = rows[bad]["tree_id"]
+
+    settings = MRVSettings(home=tmp_path / "ws")
+    run_id, _ = pipeline.start_run(settings, project)
+    with pytest.raises(ContractBlocked) as info:
+        pipeline.run_local(settings, project, run_id=run_id)
+    msg = str(info.value)
+    assert "tree_inventory" in msg and "dbh_range" in msg
+    assert f"inventory.csv row {bad + 2}:" in msg, msg  # file line (header = line 1)
+    assert tree in msg and "250" in msg
+    assert getattr(info.value, "rule_ids", None) == ["dbh_range"]
+
+    ws, store, lineage = pipeline.open_workspace(settings)
+    run = lineage.get_run(run_id)
+    assert str(getattr(run.status, "value", run.status)) == "failed"
+    arts = lineage.run_artifacts(run_id)
+    roles = {a.role for a in arts}
+    assert "inventory_validation" in roles  # the evidence
+    assert not roles & {"inventory", "inventory_quarantine", "calculation"}
+    assert not (ws.run_dir(run_id) / "summary.json").exists()
+    # The evidence says which rule failed and how often.
+    evidence = next(a for a in arts if a.role == "inventory_validation")
+    doc = json.loads(store.read_bytes(evidence.digest))
+    failed = [r for r in doc["summary"]["rules"] if not r["success"]]
+    assert [(r["rule_id"], r["severity"], r["unexpected_count"]) for r in failed] == [("dbh_range", "block", 1)]
+    steps = {s.name: s for s in lineage.list_steps(run_id)}
+    assert "calculate" not in steps
+    assert str(getattr(steps["ingest_inventory"].status, "value", steps["ingest_inventory"].status)) == "failed"

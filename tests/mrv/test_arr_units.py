@@ -95,15 +95,18 @@ def test_plot_registry_in_equal_area():
     assert reg["P1-S"] == {"plot_id": "P1-S", "role": "inventory", "area_ha": pytest.approx(math.pi * 12.62**2 / 1e4, abs=1e-6)}
 
 
-def test_tidy_plot_statistics_shape_and_rounding_clip():
+def test_tidy_plot_statistics_shape_and_values_as_computed():
     table = pd.DataFrame({
         "date": ["2021-02-15T13:10:00Z", "2021-02-15T13:10:00Z"], "plot_id": ["P1", "C1"],
-        "mean": [0.5, np.nan], "valid_fraction": [1.0 + 4e-16, 1.2], "count": [25.0, 0.0], "scene_id": ["S1", "S1"],
+        "mean": [0.5, np.nan], "valid_fraction": [0.75, 1.2], "count": [25.0, 0.0], "scene_id": ["S1", "S1"],
     })
     t = tidy_plot_statistics(table)
     assert list(t.columns) == ["plot_id", "ts", "value", "valid_fraction", "count", "source_file", "source_row"]
     assert str(t["ts"].dtype) == "datetime64[us, UTC]"
-    assert t["valid_fraction"].tolist() == [1.0, 1.2]  # rounding excess clipped, a real excess kept for the contract
+    # valid_fraction passes through unchanged: the rounding clip lives only in the zonal statistics
+    # (tests/mrv/raster/test_zonal.py), and an excess above 1 reaches the contract.
+    assert t["valid_fraction"].tolist() == [0.75, 1.2]
+    assert t["value"].iloc[0] == 0.5 and np.isnan(t["value"].iloc[1])
     assert t["source_file"].tolist() == ["S1", "S1"] and t["source_row"].tolist() == [1, 2]
 
 

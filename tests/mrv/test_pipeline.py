@@ -134,3 +134,39 @@ def test_malformed_file_names_file_and_row_and_writes_no_result(tmp_path, lineag
     run = LineageStore(settings.lineage_url).list_runs()[0]
     assert not any(r.role == "calculation" for r in LineageStore(settings.lineage_url).run_artifacts(run.id))
     assert not (Path(settings.home) / "runs" / run.id).exists()
+
+
+def test_validated_artifact_is_a_row_selection_equal_to_the_contract_on_the_readings(tmp_path, demo_template):
+    """The validated artifact names the readings artifacts it selects from (by sha256) and
+    materialises to exactly the valid rows of the contract run on their concatenation."""
+    import pandas as pd
+
+    from mrv.contracts import load_contract
+    from mrv.frames import FramePieces, concat_readings
+    from mrv.selection import is_selection
+
+    project = _copy_project(demo_template, tmp_path / "project")
+    settings = MRVSettings(home=tmp_path / "ws")
+    summary = pipeline.run_local(settings, project)
+    ctx = pipeline.RunContext.open(settings, run_id=summary["run_id"])
+    outputs = {r.role: r.digest for r in ctx.lineage.run_artifacts(summary["run_id"]) if r.direction == "output"}
+    doc = json.loads(ctx.store.read_bytes(outputs["validated"]))
+    assert is_selection(doc)
+    readings = {role: d for role, d in outputs.items() if role.startswith("readings/")}
+    assert [(i["role"], i["sha256"]) for i in doc["inputs"]] == sorted(readings.items())
+    # The sample's faults leave the selection visible: quarantined rows cut the kept ranges, and
+    # a meter whose calibration lapsed has calibration_invalid ranges.
+    assert any(len(i["keep"]) > 1 or i["keep"] != [[0, i["rows"]]] for i in doc["inputs"])
+    assert any(i["calibration_invalid"] for i in doc["inputs"])
+
+    frames = [pipeline.read_parquet_artifact(ctx.store, d) for _, d in sorted(readings.items())]
+    spec = pipeline.load_spec(ctx, ctx.lineage.get_run(summary["run_id"]).project_file_digest)
+    outcome = pipeline.run_contract(concat_readings(frames), contract=load_contract(pipeline.METER_CONTRACT),
+                                    context=pipeline.contract_context(spec), engine="native")
+    valid = pipeline.read_validated(ctx.store, outputs["validated"])
+    valid = valid.concat() if isinstance(valid, FramePieces) else valid
+    expected = outcome.valid.reset_index(drop=True)
+    assert len(valid) == len(expected) == outcome.input_rows - len(outcome.quarantine)
+    pd.testing.assert_frame_equal(valid.reset_index(drop=True), expected, check_categorical=False)
+    assert int((~valid["calibration_valid"]).sum()) > 0
+    ctx.lineage.dispose()

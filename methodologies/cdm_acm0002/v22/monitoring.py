@@ -185,7 +185,7 @@ def _prepare_readings(raw: pd.DataFrame, meters: dict[str, MeterInfo]) -> pd.Dat
         "source_file": raw["source_file"].astype("category") if "source_file" in raw.columns else "",
         "direction": direction,
         # (the accuracy class is per meter: _treat_meter takes it from MeterInfo, not per row)
-    })
+    }, copy=False)  # columns by reference: copying fleet-size readings here only costs memory
     return df
 
 
@@ -291,7 +291,7 @@ def _treat_meter(
 
     # 5. missing intervals on the meter's regular grid
     missing = _missing_intervals(rows["ts"], start, end, m.interval_minutes)
-    table = pd.DataFrame({"ts": rows["ts"].reset_index(drop=True), "kWh": adjusted})
+    table = pd.DataFrame({"ts": rows["ts"].reset_index(drop=True), "kWh": adjusted}, copy=False)
     if len(missing):
         try:
             fill = mt.conservative_fill_value(adjusted, m.direction)  # type: ignore[arg-type]

@@ -6,9 +6,16 @@ Read this first — the state of the sources:
   (28 September 2023, Sectoral Scope 14; developed by Terra Carbon and Silvestrum), could NOT be
   read in full with the tools available when this package was written: only its table of contents
   (sections 1-10; 8.1 Baseline, 8.2 Project, 8.3 Leakage, 8.4 Uncertainty, 8.5 Estimated Carbon
-  Dioxide Removals; Appendix 1 Performance Benchmark) was seen. Clauses are therefore cited by
-  section and appendix step, never by equation number except where two independent second-hand
-  digests agree, and each clause says what evidence it rests on.
+  Dioxide Removals, 8.6 Ex-Ante Estimation; a public copy, scribd.com/document/722690266) was seen.
+  The heading structure below that (9.1 Data and Parameters Available at Validation, 9.2 Data and
+  Parameters Monitored, 9.3 Description of the Monitoring Plan; "Appendix 1: Performance Method"
+  with A1.1 Applicability Conditions, A1.2 Baseline Scenario, A1.3 Performance Benchmark, A1.4
+  Procedure to Define the Performance Benchmark, A1.5 Data and Parameters Monitored; Appendix 2
+  Testing the Significance of Carbon Pools) is as the source-audited section digests of
+  ``Fredilly/article6-methodologies`` give it (``.../VM0047/v1-0/sections.rich.json``, commit
+  4bf89a7, and ``.../v1-1/sections.rich.json``). Clauses are therefore cited by section and
+  appendix step, never by equation number except where two independent second-hand digests agree,
+  and each clause says what evidence it rests on.
 * Rules and thresholds are as paraphrased in the public machine-readable digests of
   ``Fredilly/article6-methodologies`` (``methodologies/Verra/AFOLU/VM0047/v1-0/rules.rich.json``,
   commit bdc0771, and ``.../v1-1/rules.rich.json``, commit 3de1d66, citing Appendix 1 Steps 1-6
@@ -36,7 +43,7 @@ SOURCE_NOTE = (
     "paraphrased in the Fredilly/article6-methodologies VM0047 v1.0/v1.1 digests; equation forms the digests only "
     "name are implemented in their standard statistical form (see methodologies/vcs_vm0047/v1/clauses.py)"
 )
-_APP1 = "VM0047 v1.0, Appendix 1 (Performance Benchmark), A1.4"
+_APP1 = "VM0047 v1.0, Appendix 1 (Performance Method), A1.4 (Procedure to Define the Performance Benchmark)"
 _DIGEST = "per the v1.1 digest (Fredilly/article6-methodologies); assumed unchanged from v1.0"
 
 # --- applicability -------------------------------------------------------------------------------
@@ -83,9 +90,10 @@ SI_COVARIATES = (
     "t0_year, plus every numeric plot-registry column named cov_*"
 )
 SI_COMPOSITE = (
-    "VM0047 v1.0, Appendix 1 (stocking index SI: minimise seasonal variability, at least annual, same metric for "
-    "project and control plots): yearly SI per plot = median of the plot's valid observations (si_mean) inside the "
-    "project's growing-season months (SI_season_start_month..SI_season_end_month) of that calendar year"
+    "VM0047 v1.0, Appendix 1 (Performance Method), A1.5 (Data and Parameters Monitored, parameter SI: minimise "
+    "seasonal variability, at least annual, same metric for project and control plots): yearly SI per plot = "
+    "median of the plot's valid observations (si_mean) inside the project's growing-season months "
+    "(SI_season_start_month..SI_season_end_month) of that calendar year"
 )
 MAHALANOBIS = (
     f"{_APP1}, Step 2 item 3: control plots with the lowest multivariate distance to each project plot are selected; "
@@ -190,8 +198,8 @@ UNCERTAINTY = (
 UNCERTAINTY_DEDUCTION = (
     "VM0047 v1.0, section 8.4 (Uncertainty): where U_t exceeds the allowable uncertainty UNC_allow (REQUIRED "
     "parameter: the v1.0 digest reports 15 % at 90 % confidence, not confirmed against the text), the excess is "
-    "deducted proportionally, UNC_t = U_t - UNC_allow; where U_t > 100 % no removals are credited (v1.1 digest, "
-    "section 8.5.2)"
+    "deducted proportionally, UNC_t = U_t - UNC_allow; where U_t > 100 % no removals are credited (v1.1 digest: "
+    "final paragraph of section 8.5.2, stated there for either approach; not confirmed for v1.0)"
 )
 REMOVALS = (
     "VM0047 v1.0, section 8.5 (Estimated carbon dioxide removals), area-based: CR_t = MIN(ΔC_WP,t, ΔC_WP,t - "
@@ -215,5 +223,5 @@ NOT_IMPLEMENTED: tuple[str, ...] = (
     "registry flag donor_pool_ok, computed upstream",
     "grouped projects: one performance benchmark per project area (not per annual cohort)",
     "the long-term average cap for harvesting projects (VCS Standard)",
-    "changes of inventory approach (Appendix 3 uncertainty equations)",
+    "changes of inventory approach (v1.1 Appendix 3 uncertainty equations; v1.0 has no Appendix 3)",
 )

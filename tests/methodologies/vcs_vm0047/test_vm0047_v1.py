@@ -408,3 +408,26 @@ def test_more_project_stock_change_never_lowers_issuable(m1, m2, se, bcp):
     lo, hi = sorted((m1, m2))
     mon = {"dC_WP_SE": se, "beta_CP": bcp}
     assert _run({**mon, "dC_WP_mean": hi}).issuable_tCO2e >= _run({**mon, "dC_WP_mean": lo}).issuable_tCO2e
+
+
+def test_clause_citations_use_the_documented_heading_structure():
+    """Appendix 1 of VM0047 v1.0/v1.1 is "Performance Method" (A1.1-A1.5; A1.4 holds Steps 1-6 and
+    Eq. A1, A7, A8): every clause citing it names the appendix so and a subsection that exists, and
+    sections that exist only in v1.1 (Appendix 3, 8.5.x) are never cited as v1.0 sections."""
+    import re
+
+    from methodologies.vcs_vm0047.v1 import clauses
+
+    texts = {k: v for k, v in vars(clauses).items() if k.isupper() and isinstance(v, str)}
+    texts.update({f"NOT_IMPLEMENTED[{i}]": t for i, t in enumerate(clauses.NOT_IMPLEMENTED)})
+    app1 = {k: t for k, t in texts.items() if "Appendix 1" in t}
+    assert len(app1) >= 10
+    for k, t in app1.items():
+        assert "Appendix 1 (Performance Benchmark)" not in t, k
+        for m in re.finditer(r"Appendix 1 \(([^)]*)\)(?:, (A1\.\d))?", t):
+            assert m.group(1) == "Performance Method", (k, m.group(0))
+            assert m.group(2) in ("A1.1", "A1.2", "A1.3", "A1.4", "A1.5"), (k, m.group(0))
+    for k, t in texts.items():
+        assert not re.search(r"v1\.0, (section 8\.5\.\d|Appendix 3)", t), k
+        if "Appendix 3" in t or "8.5.2" in t:
+            assert "v1.1" in t, k

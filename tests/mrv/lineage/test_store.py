@@ -497,3 +497,34 @@ def test_database_from_newer_code_is_refused(store: LineageStore) -> None:
             fresh.migrate()
     finally:
         fresh.dispose()
+
+
+# --------------------------------------------------------------------------- batched links
+
+
+def test_step_links_recorded_with_start_and_finish_in_one_transaction(store: LineageStore) -> None:
+    run_id = store.start_run(project_id="PRJ-B", methodology_id="CDM:ACM0002:22.0", parameters={},
+                             project_file_digest=sha256_bytes(b"project"))
+    step = store.start_step(run_id, name="ingest_meter[M1]", parameters={}, cache_key="k-b", inputs=[(RAW, "raw/M1/meter-1.csv")])
+    store.finish_step(step, status="completed", outputs=[(READINGS, "readings/M1")])
+    links = {(r.direction, r.role, r.digest) for r in store.run_artifacts(run_id)}
+    assert links == {("input", "raw/M1/meter-1.csv", RAW.digest), ("output", "readings/M1", READINGS.digest)}
+    cached = store.find_cached_step(name="ingest_meter[M1]", cache_key="k-b")
+    assert cached is not None and cached.outputs == {"readings/M1": READINGS}
+
+
+def test_record_artifacts_is_all_or_nothing(store: LineageStore) -> None:
+    run_id = store.start_run(project_id="PRJ-B", methodology_id="CDM:ACM0002:22.0", parameters={},
+                             project_file_digest=sha256_bytes(b"project"))
+    step = store.start_step(run_id, name="validate", parameters={}, cache_key="k-v")
+    store.record_artifact(step, READINGS, role="validated", direction="output")
+    # The second item claims the same output role for other bytes: the whole batch is refused.
+    with pytest.raises(LineageError, match="already has output 'validated'"):
+        store.record_artifacts(step, [(RESULT, "calculation", "output"), (RAW, "validated", "output")])
+    roles = {r.role for r in store.run_artifacts(run_id)}
+    assert roles == {"validated"}, "nothing of the refused batch is linked"
+    # A failing step keeps its evidence, linked as it closes.
+    store.finish_step(step, status="failed", error="blocked", outputs=[(RESULT, "validation_result")])
+    assert {r.role for r in store.run_artifacts(run_id)} == {"validated", "validation_result"}
+    with pytest.raises(LineageError, match="already failed"):
+        store.finish_step(step, status="completed", outputs=[(RAW, "late")])

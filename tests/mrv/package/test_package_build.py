@@ -54,8 +54,8 @@ def test_plan_holds_every_artifact_of_the_run(demo_run):
         "artifacts/raw/EXP-1/EXP-1_2023-01.csv",
         "artifacts/raw/EXP-2/EXP-2_2023-Q1.parquet",
         "artifacts/raw/cross_check/invoices.csv",
-        "artifacts/readings/EXP-1.parquet",
-        "artifacts/validated.parquet",
+        "artifacts/readings/EXP-1.json",  # a derivation of the raw files (mrv.derived)
+        "artifacts/validated.json",  # a row selection over the readings (mrv.selection)
         "artifacts/quarantine.parquet",
         "artifacts/validation_result.json",
         "artifacts/calculation.json",
@@ -65,7 +65,8 @@ def test_plan_holds_every_artifact_of_the_run(demo_run):
     ]:
         assert expected in by_path, expected
     assert by_path["artifacts/calculation.json"]["role"] == "calculation"
-    assert by_path["artifacts/validated.parquet"]["media_type"] == "application/vnd.apache.parquet"
+    assert by_path["artifacts/validated.json"]["media_type"] == "application/json"
+    assert by_path["artifacts/quarantine.parquet"]["media_type"] == "application/vnd.apache.parquet"
 
     # every artifact the lineage store links to the run is in, with its lineage digest and size
     listed = {(a["sha256"], a["size"]) for a in manifest["artifacts"]}

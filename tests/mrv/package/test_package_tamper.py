@@ -23,7 +23,8 @@ from mrv.package.manifest import canonical_json_bytes
 
 RAW = "artifacts/raw/EXP-1/EXP-1_2023-01.csv"
 CALC = "artifacts/calculation.json"
-VALIDATED = "artifacts/validated.parquet"
+VALIDATED = "artifacts/validated.json"
+QUARANTINE = "artifacts/quarantine.parquet"  # Parquet is stored in the zip as it is (ZIP_STORED)
 REPORT = "signatures/report.json"
 
 
@@ -306,7 +307,7 @@ def test_corrupted_zip_bytes_are_named(package, verify, tmp_path):
     """A byte changed in the raw zip (not via zipfile): the entry's CRC no longer matches."""
     data = bytearray(package.read_bytes())
     with zipfile.ZipFile(package) as zf:
-        info = zf.getinfo(VALIDATED)
+        info = zf.getinfo(QUARANTINE)
         assert info.compress_type == zipfile.ZIP_STORED
     name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     start = info.header_offset + 30 + name_len + extra_len
@@ -314,7 +315,7 @@ def test_corrupted_zip_bytes_are_named(package, verify, tmp_path):
     bad = tmp_path / "t.zip"
     bad.write_bytes(bytes(data))
     result = verify(bad)
-    assert result.first_failure == f"{VALIDATED}: unreadable (Bad CRC-32 for file '{VALIDATED}')"
+    assert result.first_failure == f"{QUARANTINE}: unreadable (Bad CRC-32 for file '{QUARANTINE}')"
 
 
 def test_not_a_zip(verify, tmp_path):

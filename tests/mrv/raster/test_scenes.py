@@ -370,3 +370,28 @@ def test_equal_area_helpers_against_geodesic_area() -> None:
     sq = shapely.box(X0, Y0 - 1000, X0 + 1000, Y0)
     true = area_m2(sq, UTM)
     assert true != pytest.approx(1e6, rel=1e-5) and true == pytest.approx(1e6, rel=2e-3)
+
+
+def test_covered_fraction_equals_the_intersection_share() -> None:
+    """The containment shortcut (contained plots -> exactly 1, no intersection) agrees with
+    area(plot ∩ cover) / area(plot) for plots inside, crossing the edge, outside, on the edge only,
+    and of zero area; it is what plot_scene_coverage and the scene_covers_plot rule use."""
+    from mrv.raster.scenes import covered_fraction
+
+    cover = shapely.segmentize(shapely.box(0, 0, 100, 60), 1.5)  # densified, as a reprojected footprint is
+    rng = np.random.default_rng(3)
+    plots = [shapely.Point(x, y).buffer(r, 16) for x, y, r in zip(rng.uniform(-20, 120, 300), rng.uniform(-20, 80, 300), rng.uniform(0.5, 12, 300))]
+    plots += [shapely.box(100, 10, 110, 20), shapely.box(0, 0, 100, 60), shapely.Polygon([(5, 5), (6, 6), (7, 7)])]
+    geoms = np.array(plots, dtype=object)
+    areas = shapely.area(geoms)
+    got = covered_fraction(geoms, areas, cover)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        expected = np.where(areas > 0, shapely.area(shapely.intersection(geoms, cover)) / np.where(areas > 0, areas, 1), 0.0)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    inside = shapely.contains_properly(cover, geoms) & (areas > 0)
+    assert inside.sum() > 50 and (got[inside] == 1.0).all()  # the shortcut was taken, and gives exactly 1
+    partial = (got > 0) & (got < 1)
+    assert partial.sum() > 20 and ((got == 0) & (areas > 0)).sum() > 20  # every branch is exercised
+    assert got[-3] == 0.0  # shares only an edge with the cover
+    assert got[-2] == pytest.approx(1.0, abs=1e-12) and got[-1] == 0.0  # the cover itself; zero area
+    assert (covered_fraction(geoms, areas, shapely.Polygon()) == 0).all()

@@ -481,3 +481,34 @@ def test_valid_fraction_never_exceeds_one_for_fully_valid_plots():
     frame = zonal_stats(cov, np.ones((100, 100), dtype=np.float32))
     assert (frame["valid_fraction"] <= 1.0).all()
     assert np.allclose(frame["valid_fraction"], 1.0)
+
+
+def test_valid_fraction_clips_only_rounding_excess():
+    """The one place valid_fraction is clipped: an excess within VALID_FRACTION_ROUNDING is set to 1,
+    a larger one (only a defect can produce it) is kept so the plot_statistics contract catches it."""
+    import dataclasses
+
+    import numpy as np
+    from affine import Affine
+    from shapely.geometry import box
+
+    from mrv.raster.zonal import VALID_FRACTION_ROUNDING, coverage, zonal_stats
+
+    transform = Affine(1.0, 0.0, 0.0, 0.0, -1.0, 20.0)
+    polys = [box(2.3, 3.1, 9.7, 8.4), box(11.2, 10.5, 17.9, 16.6), box(1.5, 12.25, 6.5, 18.75)]
+    cov = coverage(polys, transform=transform, shape=(20, 20), crs="EPSG:32633", polygons_crs="EPSG:32633")
+    values = np.ones((20, 20), dtype=np.float32)
+    count = zonal_stats(cov, values, stats=("count",), scheduler="sync")["count"].to_numpy()
+    assert np.allclose(count, cov.area, rtol=1e-12)
+    # Same coverage, plot areas shrunk so count / area is 1 + (half the tolerance, twice it, 0.2).
+    excess = np.array([VALID_FRACTION_ROUNDING / 2, 2 * VALID_FRACTION_ROUNDING, 0.2])
+    shrunk = dataclasses.replace(cov, area=count / (1.0 + excess))
+    vf = zonal_stats(shrunk, values, stats=("valid_fraction",), scheduler="sync")["valid_fraction"].to_numpy()
+    assert vf[0] == 1.0
+    assert vf[1] == pytest.approx(1.0 + 2 * VALID_FRACTION_ROUNDING, rel=1e-13) and vf[1] > 1.0
+    assert vf[2] == pytest.approx(1.2, rel=1e-13)
+    # and a fraction at or below 1 is exactly count / area (the left half valid: plots 0 and 2 in it, plot 1 not)
+    half = np.where(np.arange(20)[None, :] < 10, 1.0, np.nan).repeat(20, axis=0).astype(np.float32)
+    got = zonal_stats(cov, half, stats=("count", "valid_fraction"), scheduler="sync")
+    assert (got["valid_fraction"].to_numpy() == got["count"].to_numpy() / cov.area).all()
+    assert got["valid_fraction"].iloc[1] == 0.0 and got["valid_fraction"].iloc[0] == pytest.approx(1.0, abs=1e-12)

@@ -65,7 +65,8 @@ def sample_report(base: Path, *, seed: int = 7) -> Sample:
     from mrv.lineage import LineageStore
     from mrv.methodology.registry import get as get_methodology
     from mrv.package import plan_package, read_openlineage_events
-    from mrv.pipeline import read_parquet_artifact, run_local
+    from mrv.frames import FramePieces
+    from mrv.pipeline import read_parquet_artifact, read_validated, run_local
     from mrv.project import load_project
     from mrv.sample import generate_demo_project
     from mrv.settings import MRVSettings
@@ -83,7 +84,8 @@ def sample_report(base: Path, *, seed: int = 7) -> Sample:
     outputs = {r.role: r.digest for r in lineage.run_artifacts(run_id) if r.direction == "output"}
     calc = json.loads(store.read_bytes(outputs["calculation"]))
     validation = json.loads(store.read_bytes(outputs["validation_result"]))
-    validated = read_parquet_artifact(store, outputs["validated"])
+    validated = read_validated(store, outputs["validated"])
+    validated = validated.concat() if isinstance(validated, FramePieces) else validated
     quarantine = read_parquet_artifact(store, outputs["quarantine"])
     plan = plan_package(store=store, lineage=lineage, run_id=run_id, openlineage_events=read_openlineage_events(ws.openlineage_path))
     lineage.dispose()
