@@ -371,9 +371,8 @@ def _derive(store: LocalArtifactStore, digest: str) -> pd.DataFrame:
     if not is_derivation(doc):
         raise ArtifactError(f"{what} is JSON but not a derived frame")
     check_derivation(doc, what=what)
-    refs = [ArtifactRef(i["sha256"], store.ref(i["sha256"]).size, store.ref(i["sha256"]).media_type, i["name"]) for i in doc["inputs"]]
-    with _named_view(store, refs) as paths:
-        df = read_meter_files(paths, meter=Meter.model_validate(doc["parameters"]["meter"]))
+    paths = [store.local_path(i["sha256"]) for i in doc["inputs"]]
+    df = read_meter_files(paths, meter=Meter.model_validate(doc["parameters"]["meter"]), names=[i["name"] for i in doc["inputs"]])
     if len(df) != doc["rows"]:
         raise ArtifactError(f"{what}: recomputing it gave {len(df)} rows, it records {doc['rows']} (other code, or other inputs?)")
     return df
@@ -495,8 +494,9 @@ def ingest_meter(ctx: RunContext, *, project_digest: str, meter_id: str) -> dict
         raw[f"raw/{meter.id}/{f.name}"] = ArtifactRef(ref.digest, ref.size, ref.media_type, f.name)
 
     def compute() -> dict[str, ArtifactRef]:
-        with _named_view(ctx.store, list(raw.values())) as paths:
-            df = read_meter_files(paths, meter=meter)
+        refs = list(raw.values())
+        df = read_meter_files([ctx.store.local_path(r.digest) for r in refs], meter=meter,
+                              names=[r.original_name or r.digest for r in refs])
         # The readings are a derivation of the raw files (mrv.derived), not a second copy: the
         # frame stays cached for the validate step and is recomputed from the raw files elsewhere.
         ref = put_json(ctx.store, meter_readings_document(meter, raw, len(df)), name=f"readings-{meter.id}.json")

@@ -29,7 +29,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 import numpy.typing as npt
@@ -147,13 +147,15 @@ def _field_count_error(data: bytes, file: str, n_columns: int) -> IngestError | 
     return None
 
 
-def read_csv_columns(path: Path, columns: Sequence[str]) -> tuple[dict[str, pa.ChunkedArray], npt.NDArray[np.int64]]:
+def read_csv_columns(
+    path: Path, columns: Sequence[str], *, name: str | None = None
+) -> tuple[dict[str, pa.ChunkedArray], npt.NDArray[np.int64]]:
     """Read ``columns`` of a CSV file as whitespace-trimmed text (null for empty cells).
 
     Returns the columns and the physical line number of every row. Raises :class:`IngestError`
     for an unreadable or empty file, a malformed row, a missing column or no data rows.
     """
-    file = path.name
+    file = name or path.name
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -359,17 +361,17 @@ class _FileData:
     rows: npt.NDArray[np.int64]
 
 
-def _read_csv(path: Path, meter: Meter) -> _FileData:
-    cols, rows = read_csv_columns(path, [meter.timestamp_column, meter.value_column])
+def _read_csv(path: Path, meter: Meter, name: str) -> _FileData:
+    cols, rows = read_csv_columns(path, [meter.timestamp_column, meter.value_column], name=name)
     return _FileData(
-        times=_parse_time_column(cols[meter.timestamp_column], file=path.name, column=meter.timestamp_column, rows=rows, meter=meter),
-        values=parse_numbers(cols[meter.value_column], file=path.name, column=meter.value_column, rows=rows),
+        times=_parse_time_column(cols[meter.timestamp_column], file=name, column=meter.timestamp_column, rows=rows, meter=meter),
+        values=parse_numbers(cols[meter.value_column], file=name, column=meter.value_column, rows=rows),
         rows=rows,
     )
 
 
-def _read_parquet(path: Path, meter: Meter) -> _FileData:
-    file = path.name
+def _read_parquet(path: Path, meter: Meter, name: str) -> _FileData:
+    file = name
     wanted = [meter.timestamp_column, meter.value_column]
     try:
         schema = pq.read_schema(path)
@@ -442,8 +444,11 @@ def _empty_frame() -> pd.DataFrame:
     )
 
 
-def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
+def read_meter_files(files: Sequence[Path], *, meter: Meter, names: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a meter's files (``.csv`` or ``.parquet``, chosen by suffix) into tidy readings.
+
+    ``names``: the file names to use (format by suffix, ``source_file``, error messages) when the
+    paths are not the original files (e.g. content-addressed blobs); default: each path's name.
 
     Files are read in the order given and their rows concatenated; the result is sorted by ``ts``
     (stable, so repeated intervals keep file order). Values are converted from ``meter.unit`` to
@@ -470,15 +475,19 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter) -> pd.DataFrame:
     """
     if not files:
         raise IngestError(f"meter {meter.id}: no files to read")
+    if names is None:
+        names = [Path(f).name for f in files]
+    elif len(names) != len(files):
+        raise IngestError(f"meter {meter.id}: {len(names)} file names for {len(files)} files")
     parts: list[_FileData] = []
-    for f in files:
-        path = Path(f)
-        reader = _READERS.get(path.suffix.lower())
+    for f, name in zip(files, names):
+        suffix = PurePath(name).suffix
+        reader = _READERS.get(suffix.lower())
         if reader is None:
-            raise IngestError(f"{_where(path.name)}: unsupported file type {path.suffix or '(none)'!r} for meter {meter.id} (use .csv or .parquet)")
-        parts.append(reader(path, meter))
+            raise IngestError(f"{_where(name)}: unsupported file type {suffix or '(none)'!r} for meter {meter.id} (use .csv or .parquet)")
+        parts.append(reader(Path(f), meter, name))
 
-    names = np.array([Path(f).name for f in files], dtype=object)
+    names = np.array(list(names), dtype=object)
     if len(parts) == 1:  # one file (the usual case): its arrays as they are, no concatenation copies
         (part,) = parts
         file_idx: npt.NDArray[np.int32] | None = None

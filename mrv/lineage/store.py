@@ -543,8 +543,7 @@ class LineageStore:
             s.add(step)
             if checked:
                 s.flush()  # the step row exists before its links reference it
-                for ref, role, dir_ in checked:
-                    self._link(s, step, ref, role, dir_)
+                self._link_all(s, step, checked)
         return step_id
 
     def record_artifact(
@@ -566,8 +565,7 @@ class LineageStore:
             return
         with self._session(write=True) as s:
             step = self._running_step(s, step_id)
-            for ref, role, dir_ in checked:
-                self._link(s, step, ref, role, dir_)
+            self._link_all(s, step, checked)
 
     @staticmethod
     def _check_io(ref: ArtifactRef, role: str, direction: str) -> tuple[ArtifactRef, str, Direction]:
@@ -591,40 +589,48 @@ class LineageStore:
             raise LineageError(f"step {step_id} ({step.name}) is {step.status.value}: its artifacts can no longer change")
         return step
 
-    def _link(self, s: Session, step: Step, ref: ArtifactRef, role: str, dir_: Direction) -> None:
-        digest = ref.digest
+    def _link_all(self, s: Session, step: Step, items: Sequence[tuple[ArtifactRef, str, Direction]]) -> None:
+        """Link ``items`` to ``step`` in the open transaction: a few set-wise statements, whatever
+        the number of items (a fleet run links hundreds of artifacts)."""
+        if not items:
+            return
+        slots: dict[tuple[str, str], str] = {}
+        for ref, role, dir_ in items:
+            other = slots.setdefault((dir_.value, role), ref.digest)
+            if other != ref.digest:
+                raise LineageError(f"step {step.id} ({step.name}) already has {dir_.value} {role!r} = {other}; cannot also record {ref.digest}")
+        sizes: dict[str, int] = {}
+        for ref, _, _ in items:
+            if sizes.setdefault(ref.digest, ref.size) != ref.size:
+                raise LineageError(f"artifact {ref.digest} is given with sizes {sizes[ref.digest]} and {ref.size}: same digest, different bytes?")
+        first = {}
+        for ref, _, _ in items:
+            first.setdefault(ref.digest, ref)
+        now = _now()
         s.execute(
-            self._insert(Artifact.__table__)
-            .values(
-                digest=digest,
-                size=ref.size,
-                media_type=ref.media_type,
-                original_name=ref.original_name,
-                created_at=_now(),
-            )
-            .on_conflict_do_nothing(index_elements=["digest"])
+            self._insert(Artifact.__table__).on_conflict_do_nothing(index_elements=["digest"]),
+            [{"digest": r.digest, "size": r.size, "media_type": r.media_type, "original_name": r.original_name, "created_at": now}
+             for r in first.values()],
         )
-        stored_size = s.scalar(select(Artifact.size).where(Artifact.digest == digest))
-        if stored_size != ref.size:
-            raise LineageError(
-                f"artifact {digest} was recorded with size {stored_size}, now {ref.size}: same digest, different bytes?"
-            )
-        try:
-            with s.begin_nested():
-                s.execute(
-                    self._insert(StepIO.__table__)
-                    .values(step_id=step.id, digest=digest, role=role, direction=dir_.value)
-                    .on_conflict_do_nothing(index_elements=["step_id", "digest", "role", "direction"])
+        stored = dict(s.execute(select(Artifact.digest, Artifact.size).where(Artifact.digest.in_(list(first)))).all())
+        for digest, size in sizes.items():
+            if stored.get(digest) != size:
+                raise LineageError(
+                    f"artifact {digest} was recorded with size {stored.get(digest)}, now {size}: same digest, different bytes?"
                 )
-        except IntegrityError:
-            other = s.scalar(
-                select(StepIO.digest).where(
-                    StepIO.step_id == step.id, StepIO.direction == dir_, StepIO.role == role
+        existing = s.execute(
+            select(StepIO.direction, StepIO.role, StepIO.digest).where(StepIO.step_id == step.id)
+        ).all()
+        for direction, role, digest in existing:
+            key = (getattr(direction, "value", direction), role)
+            if key in slots and slots[key] != digest:
+                raise LineageError(
+                    f"step {step.id} ({step.name}) already has {key[0]} {role!r} = {digest}; cannot also record {slots[key]}"
                 )
-            )
-            raise LineageError(
-                f"step {step.id} ({step.name}) already has {dir_.value} {role!r} = {other}; cannot also record {digest}"
-            ) from None
+        s.execute(
+            self._insert(StepIO.__table__).on_conflict_do_nothing(index_elements=["step_id", "digest", "role", "direction"]),
+            [{"step_id": step.id, "digest": d, "role": role, "direction": direction} for (direction, role), d in slots.items()],
+        )
 
     def finish_step(
         self,
@@ -648,8 +654,7 @@ class LineageStore:
                 raise _unknown_step(step_id)
             if step.status != StepStatus.RUNNING:
                 raise LineageError(f"step {step_id} ({step.name}) is already {step.status.value}")
-            for ref, role, dir_ in checked:
-                self._link(s, step, ref, role, dir_)
+            self._link_all(s, step, checked)
             step.status = new
             step.ended_at = _now()
             step.error = error

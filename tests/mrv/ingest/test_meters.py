@@ -425,3 +425,34 @@ def test_read_meter_uses_the_project_glob(tmp_path):
     df = read_meter(spec, spec.meter("M-1"))
     assert df["source_file"].tolist() == ["m-01.csv", "m-02.csv"]
     assert df["meter_id"].tolist() == ["M-1", "M-1"]
+
+
+def test_names_stand_for_paths_without_the_original_name(tmp_path):
+    """Content-addressed blobs have no suffix: ``names`` gives the format, source_file and the
+    file named in errors, and the frame equals the one read from the original files."""
+    csv = write(tmp_path, "jan.csv", """
+        timestamp,kwh
+        2024-01-01T00:00:00Z,1.5
+        2024-01-01T00:15:00Z,2.5
+    """)
+    pq_file = write_parquet(tmp_path, "feb.parquet", {
+        "timestamp": pa.array(pd.to_datetime(["2024-02-01T00:00Z"]), type=pa.timestamp("us", tz="UTC")),
+        "kwh": pa.array([3.0]),
+    })
+    blobs = []
+    for i, src in enumerate([csv, pq_file]):
+        blob = tmp_path / f"blob{i}"
+        blob.write_bytes(src.read_bytes())
+        blobs.append(blob)
+    m = meter(timestamp_column="timestamp", value_column="kwh")
+    expected = read_meter_files([csv, pq_file], meter=m)
+    got = read_meter_files(blobs, meter=m, names=["jan.csv", "feb.parquet"])
+    pd.testing.assert_frame_equal(got, expected)
+    assert sorted(got["source_file"].astype(str).unique()) == ["feb.parquet", "jan.csv"]
+
+    bad = tmp_path / "blob-bad"
+    bad.write_text("timestamp,kwh\n2024-01-01T00:00:00Z,abc\n")
+    with pytest.raises(IngestError, match=r"march\.csv.*row 2"):
+        read_meter_files([bad], meter=m, names=["march.csv"])
+    with pytest.raises(IngestError, match="2 file names for 1 files"):
+        read_meter_files([bad], meter=m, names=["a.csv", "b.csv"])
