@@ -6,6 +6,7 @@ Heavy imports (Prefect, Great Expectations, pandas) happen inside commands so ``
 from __future__ import annotations
 
 import json
+import numbers
 import os
 import sys
 import threading
@@ -153,14 +154,13 @@ def _print_summary(summary: dict[str, Any]) -> None:
         for t in treatments:
             if t in quiet:
                 continue
-            kwh = t.get("effect_on_net_kWh") or t.get("kWh_adjusted") or 0.0
             where = t.get("meter_id") or (f"{t['period_start'][:10]}..{t['period_end'][:10]}" if t.get("period_start") else "")
             flag = " [red]FLAGGED[/]" if t.get("flagged") else ""
-            console.print(f"  - {t.get('kind', '?'):<24} {where:<24} {kwh:>14,.1f} kWh  {t.get('detail', '')}{flag}", highlight=False)
-        if quiet:
+            console.print(f"  - {t.get('kind', '?'):<24} {where:<24} {_treatment_quantity(t):>18}  {t.get('detail', '')}{flag}", highlight=False)
+        if quiet:  # invoice cross-checks of an energy methodology: their effect is in kWh
             kwh = sum(t.get("effect_on_net_kWh") or 0.0 for t in quiet)
             console.print(
-                f"  - {'invoice_cross_check':<24} {f'{len(quiet)} periods':<24} {kwh:>14,.1f} kWh  "
+                f"  - {'invoice_cross_check':<24} {f'{len(quiet)} periods':<24} {f'{kwh:,.1f} kWh':>18}  "
                 "within the metering tolerance; the lower of metered and invoiced used",
                 highlight=False,
             )
@@ -173,6 +173,33 @@ def _print_summary(summary: dict[str, Any]) -> None:
         f"  events    {ws / 'openlineage' / 'events.jsonl'}",
         highlight=False,
     )
+
+
+# The quantity a treatment carries and its unit, first present key wins. Energy methodologies give
+# the effect on net energy (kWh); others a count with its unit (ACM0001: count + count_unit) or
+# what was set aside (VM0047: plots, rows). A treatment with none of these shows no quantity.
+_TREATMENT_QUANTITIES: tuple[tuple[str, str | None], ...] = (
+    ("effect_on_net_kWh", "kWh"), ("kWh_adjusted", "kWh"), ("kWh_excluded", "kWh"),
+    ("count", None),  # unit in count_unit
+    ("rows", "rows"), ("intervals", "intervals"), ("devices", "devices"), ("plots", "plots"), ("plot_ids", "plots"),
+)
+
+
+def _treatment_quantity(t: dict[str, Any]) -> str:
+    """The quantity of a treatment with the unit it carries (``-11,548.7 kWh``, ``36 plots``), or ""."""
+    for key, unit in _TREATMENT_QUANTITIES:
+        v = t.get(key)
+        if v is None or isinstance(v, bool):
+            continue
+        if isinstance(v, (list, tuple)):
+            v = len(v)
+        if key == "count":
+            unit = t.get("count_unit") or ""
+        if not isinstance(v, numbers.Real):
+            continue
+        text = f"{int(v):,}" if isinstance(v, numbers.Integral) else f"{float(v):,.1f}"
+        return f"{text} {unit}".rstrip()
+    return ""
 
 
 def _contract_lines(summary: dict[str, Any]) -> list[str]:

@@ -10,6 +10,7 @@ check                          judges      fails when
 =============================  ==========  ===================================================
 ``crs_present``                scene       an asset declares no CRS
 ``transform_present``          scene       an asset has no geotransform
+``max_resolution``             scene       a band's pixel size (m, either side) exceeds ``max_resolution_m``
 ``resolution_within_tolerance`` scene      a band's pixel size (m) differs from ``resolution_m``
                                            by more than ``tolerance_m``
 ``acquired_in_period``         scene       acquisition time outside ``[period_start, period_end)``
@@ -95,6 +96,7 @@ Applies = Literal["scene", "plot_date", "plot"]
 CHECKS: dict[str, tuple[Applies, frozenset[str], frozenset[str]]] = {
     "crs_present": ("scene", frozenset(), frozenset()),
     "transform_present": ("scene", frozenset(), frozenset()),
+    "max_resolution": ("scene", frozenset({"max_resolution_m"}), frozenset()),
     "resolution_within_tolerance": ("scene", frozenset({"resolution_m", "tolerance_m"}), frozenset()),
     "acquired_in_period": ("scene", frozenset(), frozenset()),
     "scene_covers_boundary": ("scene", frozenset({"min_fraction"}), frozenset()),
@@ -105,7 +107,7 @@ CHECKS: dict[str, tuple[Applies, frozenset[str], frozenset[str]]] = {
     "plot_has_observations": ("plot", frozenset(), frozenset()),
 }
 # Checks evaluated in the scene stage (on the scene list and plot geometries).
-_SCENE_STAGE = ("crs_present", "transform_present", "resolution_within_tolerance", "acquired_in_period", "scene_covers_boundary", "scene_covers_plot")
+_SCENE_STAGE = ("crs_present", "transform_present", "max_resolution", "resolution_within_tolerance", "acquired_in_period", "scene_covers_boundary", "scene_covers_plot")
 STATS_COLUMNS: tuple[str, ...] = ("plot_id", "date", "valid_fraction", "count", "mean")
 CONTRACTS_PACKAGE = "data_contracts"
 # Findings listed per rule in the result (every quarantined item is listed in full elsewhere).
@@ -303,8 +305,11 @@ class RasterValidation:
     def raise_if_blocked(self) -> None:
         failed = [r for r in self.rules if r.evaluated and r.severity is Severity.block and not r.success]
         if failed:
-            parts = [f"{r.rule_id} ({r.failed} failure(s); first: {r.findings[0]['reason'] if r.findings else '-'})" for r in failed]
-            raise ContractBlocked(f"raster contract {self.contract_id} {self.contract_version} blocked the run: " + "; ".join(parts))
+            parts = [f"{r.rule_id} ({r.failed} failure(s); first: {_where(r.findings[0]) + r.findings[0]['reason'] if r.findings else '-'})"
+                     for r in failed]
+            exc = ContractBlocked(f"raster contract {self.contract_id} {self.contract_version} blocked the run: " + "; ".join(parts))
+            exc.rule_ids = [r.rule_id for r in failed]  # type: ignore[attr-defined]
+            raise exc
 
     def quarantined_keys(self) -> set[tuple[str, str]]:
         return {(str(q["plot_id"]), q["date"]) for q in self.quarantined_plot_dates}
@@ -332,6 +337,15 @@ class RasterValidation:
     def to_bytes(self) -> bytes:
         """Canonical JSON (sorted keys, no NaN): the same inputs always give the same bytes."""
         return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+
+
+def _where(finding: Mapping[str, Any]) -> str:
+    """What a finding is about, as a message prefix: the plot (and date) or the scene (and date)."""
+    if finding.get("plot_id") is not None:
+        return f"plot {finding['plot_id']}" + (f" on {finding['date']}" if finding.get("date") else "") + ": "
+    if finding.get("scene_id") is not None:
+        return f"scene {finding['scene_id']}" + (f" ({finding['datetime']})" if finding.get("datetime") else "") + ": "
+    return ""
 
 
 def _jsonable(v: Any) -> Any:
@@ -411,6 +425,8 @@ def _params(rule: RasterRule, ctx: RasterContext) -> dict[str, Any]:
     if rule.check == "resolution_within_tolerance":
         _number(p, "resolution_m", rule, lo=1e-9)
         _number(p, "tolerance_m", rule, lo=0.0)
+    elif rule.check == "max_resolution":
+        _number(p, "max_resolution_m", rule, lo=1e-9)
     elif rule.check in ("scene_covers_boundary", "scene_covers_plot"):
         _number(p, "min_fraction", rule, lo=0.0, hi=1.0)
     elif rule.check == "valid_pixels_per_plot":
@@ -503,6 +519,19 @@ def _scene_failures(
         return [_reason(rule, "asset {asset} has no CRS", asset=a.key) for a in s.assets.values() if a.crs is None]
     if check == "transform_present":
         return [_reason(rule, "asset {asset} has no geotransform", asset=a.key) for a in s.assets.values() if a.transform is None]
+    if check == "max_resolution":
+        limit = float(p["max_resolution_m"])
+        bad = []
+        for a in s.assets.values():
+            if a.role != "band":
+                continue
+            size = _pixel_size_m(a)
+            if size is None:
+                bad.append(_reason(rule, "asset {asset}: pixel size unknown (no CRS or transform)", asset=a.key))
+            elif any(v > limit * (1 + 1e-9) for v in size):
+                bad.append(_reason(rule, "asset {asset}: pixel size {resolution} m, coarser than the {max_resolution} m maximum",
+                                   asset=a.key, resolution=size, max_resolution=limit))
+        return bad
     if check == "resolution_within_tolerance":
         want, tol = float(p["resolution_m"]), float(p["tolerance_m"])
         bad = []

@@ -103,5 +103,7 @@ def test_mrv_run_flows_instrument_fleet_and_satellite_projects(tmp_path, sample)
     summary = json.loads(summaries[0].read_text())
     assert summary["issuable_tCO2e"] > 0
     assert f"{summary['issuable_tCO2e']:,}" in proc.stdout
+    if sample == "arr":  # VM0047 treatments are printed in their own units, never as energy
+        assert "Conservative treatments applied" in proc.stdout and "kWh" not in proc.stdout
     local = pipeline.run_local(MRVSettings(home=tmp_path / "ws-local"), project)
     assert local["artifacts"]["calculation"] == summary["artifacts"]["calculation"]

@@ -97,10 +97,13 @@ def rule_row(result, rule_id):
 
 def test_contract_file_loads_with_rules_severities_and_clauses(contract) -> None:
     ids = [r.id for r in contract.rules]
-    assert ids == ["crs_present", "transform_present", "resolution_within_tolerance", "acquired_in_period", "scene_covers_boundary",
+    assert ids == ["crs_present", "transform_present", "max_resolution", "resolution_within_tolerance", "acquired_in_period", "scene_covers_boundary",
                    "scene_covers_plot", "valid_pixels_per_plot", "no_all_nan_plot_date", "values_in_physical_range", "plot_has_observations"]
     sev = {r.id: r.severity.value for r in contract.rules}
-    assert sev["crs_present"] == sev["transform_present"] == sev["resolution_within_tolerance"] == "block"
+    assert sev["crs_present"] == sev["transform_present"] == sev["max_resolution"] == sev["resolution_within_tolerance"] == "block"
+    # the methodology's 30 m limit is a constant of the contract, not a project value, and cites VM0047 v1.1
+    maxres = next(r for r in contract.rules if r.id == "max_resolution")
+    assert maxres.params == {"max_resolution_m": 30} and maxres.clause.startswith("VCS VM0047 v1.1, Appendix 1") and "30 m x 30 m" in maxres.clause
     assert sev["acquired_in_period"] == sev["valid_pixels_per_plot"] == sev["scene_covers_plot"] == "quarantine"
     assert all(r.clause for r in contract.rules)
 
@@ -110,6 +113,8 @@ def test_contract_model_rejects_unknown_checks_and_missing_params() -> None:
         parse_raster_contract("id: x\nversion: 1.0.0\ndescription: d\nrules:\n- {id: a, check: sharpness, severity: warn, description: d, clause: c}")
     with pytest.raises(ContractError, match=r"needs params \['min_valid_fraction'\]"):
         parse_raster_contract("id: x\nversion: 1.0.0\ndescription: d\nrules:\n- {id: a, check: valid_pixels_per_plot, severity: warn, description: d, clause: c}")
+    with pytest.raises(ContractError, match=r"needs params \['max_resolution_m'\]"):
+        parse_raster_contract("id: x\nversion: 1.0.0\ndescription: d\nrules:\n- {id: a, check: max_resolution, severity: block, description: d, clause: c}")
     with pytest.raises(ContractError, match="severity"):
         parse_raster_contract("id: x\nversion: 1.0.0\ndescription: d\nrules:\n- {id: a, check: crs_present, severity: fatal, description: d, clause: c}")
 
@@ -126,7 +131,8 @@ def test_missing_context_value_is_an_error_naming_the_rule(contract) -> None:
 
 def test_all_scene_rules_pass_on_good_scenes(contract) -> None:
     r = validate_scenes(contract, GOOD, ctx())
-    for rid in ("crs_present", "transform_present", "resolution_within_tolerance", "acquired_in_period", "scene_covers_boundary", "scene_covers_plot"):
+    for rid in ("crs_present", "transform_present", "max_resolution", "resolution_within_tolerance", "acquired_in_period", "scene_covers_boundary",
+                "scene_covers_plot"):
         row = rule_row(r, rid)
         assert row["evaluated"] and row["success"] and row["failed"] == 0, rid
     assert rule_row(r, "scene_covers_plot")["checked"] == 4  # 2 plots x 2 dates
@@ -142,8 +148,10 @@ def test_crs_present_fails_and_blocks(contract) -> None:
     assert (row["success"], row["failed"], row["quarantined"]) == (False, 1, 1)
     assert row["findings"][0]["scene_id"] == "S3" and "asset red has no CRS" in row["findings"][0]["reason"]
     assert r.blocked and r.quarantined_scenes[0]["severity"] == "block" and r.valid_scene_ids == ["S1", "S2"]
-    with pytest.raises(ContractBlocked, match="raster contract raster_scenes 1.0.0 blocked the run: crs_present"):
+    with pytest.raises(ContractBlocked, match=f"raster contract raster_scenes {contract.version} blocked the run: crs_present") as info:
         r.raise_if_blocked()
+    assert "first: scene S3 (2020-07-01T13:10:00Z): asset red has no CRS" in str(info.value)  # the offending scene is named
+    assert info.value.rule_ids[0] == "crs_present"
 
 
 def test_transform_present_fails_and_blocks(contract) -> None:
@@ -166,6 +174,86 @@ def test_resolution_within_tolerance(contract) -> None:
     geo = scene("S5", when(7), crs="EPSG:4326", res=0.00009, x0=-44.0, y0=-19.85)
     row = rule_row(validate_scenes(contract, [*GOOD, geo], ctx()), "resolution_within_tolerance")
     assert row["failed"] == 1 and "asset red: pixel size (9.413, 10.01) m" in row["findings"][0]["reason"]
+
+
+def test_max_resolution_blocks_pixels_coarser_than_30_m(contract) -> None:
+    """VM0047 v1.1: imagery no coarser than 30 m x 30 m, whatever resolution the project declares."""
+    at_limit = validate_scenes(contract, [scene("S1", when(2), res=30.0)], ctx(values={**VALUES, "resolution_m": 30}))
+    assert rule_row(at_limit, "max_resolution")["success"] and not at_limit.blocked  # 30 m itself is allowed
+    coarse = validate_scenes(contract, [scene("S1", when(2), res=30.5)], ctx(values={**VALUES, "resolution_m": 30.5}))
+    row = rule_row(coarse, "max_resolution")
+    assert (row["checked"], row["failed"]) == (1, 1) and coarse.blocked
+    assert rule_row(coarse, "resolution_within_tolerance")["success"]  # the project's own declaration is met: only the limit fails
+    assert row["findings"][0]["reason"] == "asset red: pixel size (30.5, 30.5) m, coarser than the 30 m maximum; " \
+                                           "asset nir: pixel size (30.5, 30.5) m, coarser than the 30 m maximum"
+    # a geographic CRS, in metres at the scene centre (19.9 °S): 0.0003° -> (31.37, 33.36) m fails, 0.00025° -> (26.14, 27.8) m passes
+    geo = scene("S5", when(7), crs="EPSG:4326", res=0.0003, x0=-44.0, y0=-19.85)
+    row = rule_row(validate_scenes(contract, [*GOOD, geo], ctx()), "max_resolution")
+    assert row["failed"] == 1 and "asset red: pixel size (31.37, 33.36) m, coarser than the 30 m maximum" in row["findings"][0]["reason"]
+    fine = scene("S6", when(7), crs="EPSG:4326", res=0.00025, x0=-44.0, y0=-19.85)
+    assert rule_row(validate_scenes(contract, [*GOOD, fine], ctx()), "max_resolution")["success"]
+
+
+def _write_stac(root: Path, scenes: list[tuple[str, datetime, float]]) -> Path:
+    """A STAC catalog of GeoTIFF scenes (red, nir, cloud mask) over the test plots, each at its own pixel size."""
+    import pystac
+    import rasterio
+
+    cat = pystac.Catalog(id="t", description="t")
+    for sid, dt, res in scenes:
+        n = int(np.ceil(ROWS * RES / res))  # at least the 1 km of the 10 m scenes
+        d = root / sid
+        d.mkdir(parents=True)
+        arrays = {"red": np.full((n, n), 500, np.uint16), "nir": np.full((n, n), 2500, np.uint16), "cloud_mask": np.zeros((n, n), np.uint8)}
+        for name, arr in arrays.items():
+            with rasterio.open(d / f"{name}.tif", "w", driver="GTiff", height=n, width=n, count=1, dtype=arr.dtype, crs=UTM,
+                               transform=Affine(res, 0, X0, 0, -res, Y0), nodata=255 if name == "cloud_mask" else 0) as ds:
+                ds.write(arr, 1)
+        item = pystac.Item(id=sid, geometry=None, bbox=None, datetime=dt, properties={})
+        for name in arrays:
+            item.add_asset(name, pystac.Asset(href=str(d / f"{name}.tif")))
+        cat.add_item(item)
+    cat.normalize_hrefs(str(root))
+    cat.make_all_asset_hrefs_relative()
+    cat.save(catalog_type=pystac.CatalogType.SELF_CONTAINED)
+    return root / "catalog.json"
+
+
+def _read_stac(catalog: Path, store_dir: Path) -> list[Scene]:
+    from mrv.raster.stac import BandSpec, MaskSpec, scenes_from_catalog
+
+    return scenes_from_catalog(catalog, bands=[BandSpec("red", scale=1e-4), BandSpec("nir", scale=1e-4)], mask=MaskSpec("cloud_mask"),
+                               store=LocalArtifactStore(store_dir))
+
+
+def test_max_resolution_passes_30_m_geotiffs(contract, tmp_path: Path) -> None:
+    scenes = _read_stac(_write_stac(tmp_path / "stac", [("S1", when(2), 30.0), ("S2", when(5), 30.0)]), tmp_path / "store")
+    assert [s.assets["red"].resolution for s in scenes] == [(30.0, 30.0), (30.0, 30.0)]  # read from the files
+    r = validate_scenes(contract, scenes, ctx(values={**VALUES, "resolution_m": 30}))
+    row = rule_row(r, "max_resolution")
+    assert (row["evaluated"], row["checked"], row["failed"], row["findings"]) == (True, 2, 0, [])
+    assert not r.blocked and r.valid_scene_ids == ["S1", "S2"]
+    r.raise_if_blocked()
+
+
+def test_a_60_m_geotiff_stops_the_run_naming_the_scene_and_the_rule(contract, tmp_path: Path) -> None:
+    """A 60 m scene (Sentinel-2's coarsest bands) among 30 m ones: blocked even though the project
+    declares 60 m with a tolerance that admits both, with an error naming the scene and the rule."""
+    scenes = _read_stac(_write_stac(tmp_path / "stac", [("S1", when(2), 30.0), ("S60", when(5), 60.0)]), tmp_path / "store")
+    values = {**VALUES, "resolution_m": 45, "resolution_tolerance_m": 15}  # the project's own resolution rule passes both
+    r = validate_scenes(contract, scenes, ctx(values=values))
+    assert rule_row(r, "resolution_within_tolerance")["success"]
+    row = rule_row(r, "max_resolution")
+    assert (row["checked"], row["failed"], row["quarantined"]) == (2, 1, 1)
+    assert row["findings"][0]["scene_id"] == "S60"
+    assert r.blocked and r.valid_scene_ids == ["S1"]
+    assert [(q["scene_id"], q["rule_id"], q["severity"]) for q in r.quarantined_scenes] == [("S60", "max_resolution", "block")]
+    with pytest.raises(ContractBlocked) as info:
+        r.raise_if_blocked()
+    msg = str(info.value)
+    assert msg.startswith(f"raster contract raster_scenes {contract.version} blocked the run: max_resolution (1 failure(s); first: scene S60 ")
+    assert "asset red: pixel size (60, 60) m, coarser than the 30 m maximum" in msg
+    assert info.value.rule_ids == ["max_resolution"]
 
 
 def test_acquired_in_period_quarantines_the_scene(contract) -> None:
@@ -295,7 +383,7 @@ def test_result_is_deterministic_json_and_stored_as_an_artifact(contract, tmp_pa
     a, b = run(), run()
     assert a.to_bytes() == b.to_bytes()
     doc = json.loads(a.to_bytes())
-    assert doc["contract"] == {"id": "raster_scenes", "version": "1.0.0"} and doc["blocked"] is False
+    assert doc["contract"] == {"id": "raster_scenes", "version": contract.version} and doc["blocked"] is False
     assert [q["date"] for q in doc["quarantined_plot_dates"]] == sorted(q["date"] for q in doc["quarantined_plot_dates"])
     assert doc["valid_scenes"] == ["S1", "S2"]
     store = LocalArtifactStore(tmp_path / "store")
