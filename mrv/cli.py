@@ -633,6 +633,49 @@ def lineage_show(
     console.print("Step parameters: mrv lineage show --json", style="dim")
 
 
+@lineage_app.command("export")
+def lineage_export(
+    run_id: Annotated[str, typer.Argument(help="Run id (see `mrv lineage runs`).")],
+    role: Annotated[str, typer.Argument(help="Artifact role, e.g. validated, quarantine, readings/EXP-1.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write: .parquet or .csv.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Write the rows behind a tabular artifact of a run as Parquet or CSV.
+
+    Readings and validated rows of meters are stored as derivations and row selections (views
+    over the raw files, see docs/architecture-notes.md); this materialises them for review.
+    """
+    from mrv.frames import FramePieces
+    from mrv.pipeline import open_workspace, read_validated
+
+    suffix = out.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        _fail(MRVError(f"{out}: use a .parquet or .csv file name"))
+        return
+    try:
+        _, store, lineage = open_workspace(_settings(data_dir))
+        rows = [r for r in lineage.run_artifacts(run_id) if r.role == role and r.direction == "output"]
+        if not rows:
+            roles = sorted({r.role for r in lineage.run_artifacts(run_id) if r.direction == "output"})
+            raise MRVError(f"run {run_id} has no output artifact with role {role!r} (roles: {', '.join(roles)})")
+        frame = read_validated(store, rows[-1].digest)
+    except MRVError as exc:
+        _fail(exc)
+        return
+    except (ValueError, OSError) as exc:
+        _fail(MRVError(f"{role} ({rows[-1].digest}) is not a tabular artifact: {exc}"))
+        return
+    if isinstance(frame, FramePieces):
+        frame = frame.concat()
+    tmp = out.with_name(out.name + ".part")
+    if suffix == ".parquet":
+        frame.to_parquet(tmp, index=False)
+    else:
+        frame.to_csv(tmp, index=False)
+    tmp.replace(out)  # nothing half-written under the requested name
+    console.print(f"{len(frame):,} rows of {role} ({rows[-1].digest}) written to {out}", highlight=False)
+
+
 @lineage_app.command("runs")
 def lineage_runs(data_dir: DataDir = None, project: Annotated[Optional[str], typer.Option(help="Filter by project id.")] = None) -> None:
     """List runs, newest first."""

@@ -43,7 +43,7 @@ from mrv.methodology.registry import get as get_methodology
 from mrv.lineage import LineageStore, code_version, make_emitter
 from mrv.lineage.openlineage import build_run_event
 from mrv.project import ProjectSpec, load_project, parse_project
-from mrv.selection import materialize, selection_document
+from mrv.selection import is_selection, materialize, selection_document
 from mrv.settings import MRVSettings
 from mrv.workspace import Workspace
 
@@ -609,6 +609,8 @@ def read_validated(store: LocalArtifactStore, digest: str) -> pd.DataFrame | Fra
     if store.ref(digest).media_type.split(";")[0].strip() != JSON:
         return read_parquet_artifact(store, digest)
     doc = json.loads(store.read_bytes(digest))
+    if not is_selection(doc):  # e.g. a readings derivation
+        return read_parquet_artifact(store, digest)
     pieces = materialize(doc, lambda d: read_parquet_artifact(store, d))
     return FramePieces(pieces) if len(pieces) != 1 else pieces[0]
 
