@@ -161,7 +161,11 @@ class ValidationOutcome:
         from mrv.frames import FramePieces
 
         pieces = list(self.valid) if isinstance(self.valid, FramePieces) else [self.valid]
-        lapsed_parts = [p.loc[~p["calibration_valid"].to_numpy(dtype=bool), [key, "value"]] for p in pieces]
+        lapsed_parts = []
+        for p in pieces:  # most series have no lapsed reading: skip them without indexing
+            bad = ~p["calibration_valid"].to_numpy(dtype=bool)
+            if bad.any() or not lapsed_parts and p is pieces[-1]:
+                lapsed_parts.append(p.loc[bad, [key, "value"]])
         lapsed = lapsed_parts[0] if len(lapsed_parts) == 1 else pd.concat(lapsed_parts, ignore_index=True)
         n_valid = sum(len(p) for p in pieces)
         l_rows = lapsed[key].astype(object).value_counts()

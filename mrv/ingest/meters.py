@@ -548,17 +548,22 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter, names: Sequence[str
     # per-row strings would dominate every later read, concat and group-by.
     uniq, file_codes = np.unique(np.asarray(list(names), dtype=object), return_inverse=True)
     zeros = np.zeros(n, dtype=np.int8)
+
+    def categorical(codes: np.ndarray, categories: list[str]) -> pd.Categorical:
+        # The codes are built here and in range: skip from_codes' O(rows) validation pass.
+        return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(categories), validate=False)
+
     if file_idx is None:  # one file: every row has its (only) code
-        source_file = pd.Categorical.from_codes(zeros, categories=list(uniq))
+        source_file = categorical(zeros, list(uniq))
     else:
-        source_file = pd.Categorical.from_codes(file_codes[np.asarray(file_idx, dtype=np.int64)], categories=list(uniq))
+        source_file = categorical(file_codes[np.asarray(file_idx, dtype=np.int64)], list(uniq))
     return pd.DataFrame(
         {
-            "meter_id": pd.Categorical.from_codes(zeros, categories=[meter.id]),
+            "meter_id": categorical(zeros, [meter.id]),
             # UTC instants labelled UTC: a relabelling, not the copy tz_localize makes.
             "ts": pd.Series(utc_datetime_array(np.ascontiguousarray(ts, dtype=np.int64)), copy=False),
             "value": np.ascontiguousarray(values, dtype=np.float64),
-            "unit": pd.Categorical.from_codes(zeros, categories=["kWh"]),
+            "unit": categorical(zeros, ["kWh"]),
             "register": np.ascontiguousarray(register, dtype=np.float64),
             "source_file": source_file,
             "source_row": np.ascontiguousarray(rows, dtype=np.int64),
