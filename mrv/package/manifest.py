@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+import orjson
+
 from mrv.errors import PackageError
 from mrv.package.merkle import (
     LEAF_PREFIX,
@@ -71,6 +73,34 @@ MERKLE_ALGORITHM: Final[Mapping[str, str]] = {
 _SIGNATURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _MAX_PATH = 512
+_UNSAFE_CHAR = re.compile(r"[\x00-\x1f\x7f\\]")  # control characters and '\'
+_BAD_SEGMENT = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")  # an empty, '.' or '..' segment
+# Integers beyond 64 bits: orjson reads them as floats, json as exact ints. A document with a run
+# of 19 or more digits that does not continue a word (a JSON number starts after ':', '[', ',',
+# '-' or white space) is read by json. The run is found on a copy with every digit mapped to '0',
+# every ASCII letter to 'a' and everything else to ' ' (a regex scan is ten times slower).
+_DIGIT_CLASSES: Final = bytes(
+    ord("0") if chr(c).isdigit() and c < 128 else ord("a") if chr(c).isascii() and chr(c).isalpha() else ord(" ") for c in range(256)
+)
+_LONG_RUN: Final = b"0" * 19
+
+
+def _may_hold_long_integer(data: bytes) -> bool:
+    classes = data.translate(_DIGIT_CLASSES)
+    return b" " + _LONG_RUN in classes or classes.startswith(_LONG_RUN)
+
+
+def loads_json(data: bytes) -> Any:
+    """``json.loads(data.decode("utf-8"))``: the same values or the same exception (the package's
+    JSON reader). orjson reads what it reads to the same values; anything it refuses (NaN, lone
+    surrogates, a BOM, invalid JSON or UTF-8), and any document that may hold an integer beyond 64
+    bits, which orjson would read as a float, is read by json."""
+    if not _may_hold_long_integer(data):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(data.decode("utf-8"))
 
 
 def canonical_json_bytes(obj: Any) -> bytes:
@@ -86,9 +116,9 @@ def check_package_path(path: object, *, what: str = "package path") -> str:
     """A safe relative POSIX path: no leading '/', no '\\', no empty, '.' or '..' segments, no control chars."""
     if not isinstance(path, str) or not path or len(path) > _MAX_PATH:
         raise PackageError(f"invalid {what} {path!r}: expected a non-empty string of at most {_MAX_PATH} characters")
-    if path.startswith("/") or "\\" in path or any(ord(c) < 0x20 or c == "\x7f" for c in path):
+    if path.startswith("/") or _UNSAFE_CHAR.search(path):
         raise PackageError(f"invalid {what} {path!r}: must be a relative path with '/' separators and no control characters")
-    if any(seg in ("", ".", "..") for seg in path.split("/")):
+    if _BAD_SEGMENT.search(path):
         raise PackageError(f"invalid {what} {path!r}: empty, '.' and '..' segments are not allowed")
     return path
 
@@ -197,7 +227,7 @@ class Manifest:
         Raises :class:`PackageError` whose message says what is wrong (without the file name).
         """
         try:
-            doc = json.loads(data.decode("utf-8"))
+            doc = loads_json(data)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise PackageError(f"not valid JSON ({exc})") from None
         if not isinstance(doc, dict):

@@ -26,6 +26,7 @@ the rest of the package.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -36,16 +37,11 @@ MERKLE_ALGORITHM_ID = "open-dmrv/merkle-sha256-sorted-digests/v1"
 LEAF_PREFIX = b"\x00"
 NODE_PREFIX = b"\x01"
 _PREFIX = "sha256:"
-_HEX = frozenset("0123456789abcdef")
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")  # with fullmatch: 'sha256:' and 64 lowercase hex digits
 
 
 def _raw(digest: str, *, what: str = "digest") -> bytes:
-    if (
-        not isinstance(digest, str)
-        or not digest.startswith(_PREFIX)
-        or len(digest) != len(_PREFIX) + 64
-        or not _HEX.issuperset(digest[len(_PREFIX):])
-    ):
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise PackageError(f"not a sha256 {what}: {digest!r} (expected 'sha256:' and 64 lowercase hex digits)")
     return bytes.fromhex(digest[len(_PREFIX):])
 

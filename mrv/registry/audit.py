@@ -77,6 +77,41 @@ def _plain_json(event: Mapping[str, Any]) -> tuple[dict[str, Any], bytes]:
         raise AuditError(f"audit event is not canonicalisable JSON: {exc}") from exc
 
 
+def _plain_event(value: Any) -> bool:
+    """True when ``value`` is already plain JSON without floats: only dicts with ``str`` keys,
+    lists, ``str``, ``int`` (exact types, not subclasses), ``bool`` and None. Such a value is
+    what the database gives back, as it is (``json.loads(json.dumps(value)) == value``)."""
+    t = type(value)
+    if t is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            tv = type(v)
+            if tv is str or tv is int or tv is bool or v is None:
+                continue
+            if not _plain_event(v):
+                return False
+        return True
+    if t is list:
+        return all(_plain_event(v) for v in value)
+    return t is str or t is int or t is bool or value is None
+
+
+def _checked_event(event: Mapping[str, Any]) -> tuple[dict[str, Any] | Mapping[str, Any], bytes]:
+    """``_plain_json(event)``, refusing floats (see :func:`append`). An event that is plain JSON
+    already (:func:`_plain_event`, the usual case) is canonicalised as it is: the JSON round trip
+    would give an equal value and the same JCS."""
+    if type(event) is dict and _plain_event(event):
+        try:
+            return event, jcs.dumps(event)
+        except (TypeError, ValueError, rfc8785.CanonicalizationError) as exc:  # e.g. an integer beyond 2**53
+            raise AuditError(f"audit event is not canonicalisable JSON: {exc}") from exc
+    plain, event_jcs = _plain_json(event)
+    if _has_float(plain):
+        raise AuditError("audit events must not contain floats: use integers or decimal strings")
+    return plain, event_jcs
+
+
 def _has_float(value: Any) -> bool:
     if isinstance(value, float):
         return True
@@ -139,22 +174,24 @@ def append_many(session: Session, *, events: Sequence[Mapping[str, Any]]) -> lis
     return out
 
 
-def pg_append_statements(events: Sequence[Mapping[str, Any]], *, now: datetime | None = None) -> list[tuple[str, dict[str, Any]]]:
+PG_LOCK_KEY = _PG_AUDIT_LOCK  # the chain's transaction-scoped advisory lock on PostgreSQL
+
+
+def pg_append_statements(events: Sequence[Mapping[str, Any]], *, now: datetime | None = None,
+                         lock: bool = True) -> list[tuple[str, dict[str, Any]]]:
     """:func:`append_many` for PostgreSQL as plain SQL ``(statement, parameters)`` pairs, for a
     caller that runs them itself (e.g. pipelined with its other writes and the COMMIT): the chain
     lock, then one INSERT that reads the chain's head and computes each entry's hash in the
     database, ``sha256(prev_hash || JCS(entry))`` over the same bytes as :func:`append_many`
     (``JCS(entry)`` is built around the event's JCS, computed here). Nothing waits for the client
     between taking the lock and inserting, so the chain is held only as long as the database
-    needs. Raises :class:`AuditError` as :func:`append_many` does."""
+    needs. ``lock=False``: without the lock statement, for a caller that takes
+    ``pg_advisory_xact_lock(PG_LOCK_KEY)`` itself in an earlier statement of the transaction (the
+    INSERT must be a later statement: it reads the head with a snapshot taken after the lock).
+    Raises :class:`AuditError` as :func:`append_many` does."""
     if not events:
         return []
-    plains = []
-    for event in events:
-        plain, event_jcs = _plain_json(event)
-        if _has_float(plain):
-            raise AuditError("audit events must not contain floats: use integers or decimal strings")
-        plains.append((plain, event_jcs))
+    plains = [_checked_event(event) for event in events]
     now = now if now is not None else datetime.now(timezone.utc)
     created = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     params: dict[str, Any] = {"created": created, "now": now, "genesis": GENESIS_HASH}
@@ -178,6 +215,8 @@ def pg_append_statements(events: Sequence[Mapping[str, Any]], *, now: datetime |
     insert = (
         "WITH " + ", ".join(ctes) + " INSERT INTO audit_log (seq, entry, prev_hash, hash, created_at) " + " UNION ALL ".join(selects)
     )
+    if not lock:
+        return [(insert, params)]
     return [("SELECT pg_advisory_xact_lock(%(key)s)", {"key": _PG_AUDIT_LOCK}), (insert, params)]
 
 

@@ -48,25 +48,20 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
-import orjson
 import yaml
 from pydantic import ValidationError
 
 from mrv.errors import GeometryError, PackageError
-from mrv.package import verify_package
-from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
+from mrv.package import PackageVerification, verify_package
+from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest, ManifestEntry, loads_json
 from mrv.project import ProjectSpec, parse_project
 from mrv.registry.geo import format_percent, overlap, parse_geometry
 from mrv.signing import verify_credential
@@ -276,22 +271,89 @@ def _read_member(zf: zipfile.ZipFile, name: str) -> bytes:
         raise PackageError(f"{name} is unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def _read_json_object(zf: zipfile.ZipFile, name: str) -> tuple[dict[str, Any], bytes]:
+def _read_json_object(zf: zipfile.ZipFile, name: str, read: PackageVerification | None = None) -> tuple[dict[str, Any], bytes]:
+    """The JSON object at ``name`` and its bytes: as :func:`verify_package` read them when it did
+    (``read``), else from the zip."""
+    if read is not None:
+        doc, data = read.documents.get(name), read.document_bytes.get(name)
+        if doc is not None and data is not None:
+            return doc, data
     data = _read_member(zf, name)
     try:
-        # orjson accepts only what json accepts, and parses it to the same values; anything it
-        # refuses is read by json, so errors carry json's messages.
-        doc = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        doc = None
-    try:
-        if doc is None:
-            doc = json.loads(data.decode("utf-8"))
+        doc = loads_json(data)  # json's values and errors (orjson where that is the same)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PackageError(f"{name} is not valid JSON ({exc})") from None
     if not isinstance(doc, dict):
         raise PackageError(f"{name} is not a JSON object")
     return doc, data
+
+
+def _member(zf: zipfile.ZipFile, name: str, read: PackageVerification | None) -> bytes:
+    """The bytes of the manifest entry ``name``: as :func:`verify_package` read and verified them
+    when it kept them, else from the zip (with :func:`_read_member`'s limits and errors)."""
+    data = read.files.get(name) if read is not None else None
+    return data if data is not None else _read_member(zf, name)
+
+
+DEVICE_REGISTRY_ROLE: Final = "raw/devices/registry/"
+
+
+def _keep(entry: ManifestEntry) -> bool:
+    """The manifest entries the checks read (:func:`verify_package` hands back their bytes)."""
+    return entry.size <= MAX_DOCUMENT_BYTES and (entry.path == PROJECT_FILE_PATH or entry.role.startswith(DEVICE_REGISTRY_ROLE))
+
+
+_YAML: Final = "tag:yaml.org,2002:"
+_YAML_SCALARS: Final = {_YAML + t: yaml.constructor.SafeConstructor.yaml_constructors[_YAML + t] for t in ("null", "bool", "int", "float", "timestamp")}
+_YAML_SCALAR_CONSTRUCTOR: Final = yaml.constructor.SafeConstructor()  # its scalar constructors keep no state
+
+
+class _NotPlainYAML(Exception):
+    pass
+
+
+def _plain_yaml(node: yaml.Node, seen: set[int]) -> Any:
+    """The value of a composed YAML document made only of maps, sequences and core-schema scalars
+    (strings, null, booleans, integers, floats, timestamps), each node used once: what
+    SafeConstructor makes of it, by the same scalar constructors, without its generic machinery.
+    Anything else (other tags, merge keys, aliases) raises :class:`_NotPlainYAML`."""
+    if type(node) is yaml.ScalarNode:
+        if node.tag == _YAML + "str":
+            return node.value
+        construct = _YAML_SCALARS.get(node.tag)
+        if construct is None:
+            raise _NotPlainYAML
+        return construct(_YAML_SCALAR_CONSTRUCTOR, node)
+    if id(node) in seen:
+        raise _NotPlainYAML  # an alias of an earlier node (or a cycle)
+    seen.add(id(node))
+    if type(node) is yaml.MappingNode and node.tag == _YAML + "map":
+        out = {}
+        for key, value in node.value:
+            if type(key) is not yaml.ScalarNode:
+                raise _NotPlainYAML  # SafeConstructor refuses most of these keys: let it say so
+            out[_plain_yaml(key, seen)] = _plain_yaml(value, seen)
+        return out
+    if type(node) is yaml.SequenceNode and node.tag == _YAML + "seq":
+        return [_plain_yaml(item, seen) for item in node.value]
+    raise _NotPlainYAML
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.load(text, Loader=CSafeLoader)``: the same value, or the same exception. LibYAML
+    parses and composes; a plain document (:func:`_plain_yaml`) is then built directly, anything
+    else (or anything that fails there) by SafeConstructor as ``yaml.load`` does."""
+    loader = _CSafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            return _plain_yaml(node, set())
+        except Exception:  # _NotPlainYAML, or a scalar that does not construct: SafeConstructor decides
+            return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def _parse_project_file(text: str, *, source: str, base_dir: Path) -> ProjectSpec:
@@ -301,7 +363,7 @@ def _parse_project_file(text: str, *, source: str, base_dir: Path) -> ProjectSpe
     failures carry exactly its messages."""
     if _CSafeLoader is not None:
         try:
-            raw = yaml.load(text, Loader=_CSafeLoader)  # noqa: S506 - the C *safe* loader
+            raw = _load_yaml(text)  # the C *safe* loader
         except yaml.YAMLError:
             raw = None
         if isinstance(raw, dict):
@@ -312,54 +374,48 @@ def _parse_project_file(text: str, *, source: str, base_dir: Path) -> ProjectSpe
     return parse_project(text, source=source, base_dir=base_dir)
 
 
-def _read_package(source: Path | io.BytesIO, *, name: str, base_dir: Path) -> _Package:
-    """What the checks need from the zip at ``source`` (a path, or the zip's bytes in memory);
-    ``name`` names it in reasons, ``base_dir`` is where the project file's globs would resolve."""
-    pkg = _Package(path=Path(name))
+def _read_package(zf: zipfile.ZipFile, read: PackageVerification | None, *, name: str, base_dir: Path) -> _Package:
+    """What the checks need from the open zip ``zf``, reusing what :func:`verify_package` read
+    (``read``; None: read everything here); ``name`` names the package in reasons, ``base_dir``
+    is where the project file's globs would resolve."""
+    pkg = _Package(path=Path(name), readable=True)
     try:
-        zf = zipfile.ZipFile(source)
-    except Exception as exc:
-        pkg.unreadable_reason = f"not a readable zip archive ({type(exc).__name__}: {exc})"
-        return pkg
-    with zf:
-        pkg.readable = True
+        pkg.report, pkg.report_bytes = _read_json_object(zf, REPORT_PATH, read)
+    except PackageError as exc:
+        pkg.report_error = str(exc)
+    if STATEMENT_PATH not in zf.NameToInfo:
+        pkg.statement_error = f"no VVB statement in the package ({STATEMENT_PATH} is missing)"
+    else:
         try:
-            pkg.report, pkg.report_bytes = _read_json_object(zf, REPORT_PATH)
+            pkg.statement, _ = _read_json_object(zf, STATEMENT_PATH, read)
         except PackageError as exc:
-            pkg.report_error = str(exc)
-        if STATEMENT_PATH not in zf.NameToInfo:
-            pkg.statement_error = f"no VVB statement in the package ({STATEMENT_PATH} is missing)"
-        else:
-            try:
-                pkg.statement, _ = _read_json_object(zf, STATEMENT_PATH)
-            except PackageError as exc:
-                pkg.statement_error = str(exc)
+            pkg.statement_error = str(exc)
+    if read is not None and read.manifest is not None:
+        pkg.manifest, pkg.manifest_sha256 = read.manifest, read.manifest_sha256
+    else:
         try:
             manifest_bytes = _read_member(zf, MANIFEST_PATH)
             pkg.manifest_sha256 = "sha256:" + hashlib.sha256(manifest_bytes).hexdigest()
             pkg.manifest = Manifest.from_bytes(manifest_bytes)
         except PackageError as exc:
             pkg.notes.append(f"{MANIFEST_PATH}: {exc}")
-        try:
-            text = _read_member(zf, PROJECT_FILE_PATH).decode("utf-8")
-            spec = _parse_project_file(text, source=f"{name}!{PROJECT_FILE_PATH}", base_dir=base_dir)
-            sources = spec.data_sources
-            serials: list[tuple[str, str, str]] = [(m.id, m.serial, "meter") for m in sources.meters]
-            serials += [(i.id, i.serial or i.id, "instrument") for i in sources.instruments]
-            if sources.devices is not None:
-                serials += [(d, sn, "device") for d, sn in _device_serials(zf, pkg.manifest)]
-            pkg.meters = tuple((i, sn) for i, sn, _ in serials)
-            pkg.serial_kinds = {norm_serial(sn): kind for _, sn, kind in reversed(serials)}
-            pkg.project_file_id = spec.project.id
-        except Exception as exc:  # PackageError, ProjectSpecError, UnicodeDecodeError, YAML errors
-            pkg.meters_error = f"cannot read the meters from {PROJECT_FILE_PATH}: {exc}"
+    try:
+        text = _member(zf, PROJECT_FILE_PATH, read).decode("utf-8")
+        spec = _parse_project_file(text, source=f"{name}!{PROJECT_FILE_PATH}", base_dir=base_dir)
+        sources = spec.data_sources
+        serials: list[tuple[str, str, str]] = [(m.id, m.serial, "meter") for m in sources.meters]
+        serials += [(i.id, i.serial or i.id, "instrument") for i in sources.instruments]
+        if sources.devices is not None:
+            serials += [(d, sn, "device") for d, sn in _device_serials(zf, pkg.manifest, read)]
+        pkg.meters = tuple((i, sn) for i, sn, _ in serials)
+        pkg.serial_kinds = {norm_serial(sn): kind for _, sn, kind in reversed(serials)}
+        pkg.project_file_id = spec.project.id
+    except Exception as exc:  # PackageError, ProjectSpecError, UnicodeDecodeError, YAML errors
+        pkg.meters_error = f"cannot read the meters from {PROJECT_FILE_PATH}: {exc}"
     return pkg
 
 
-DEVICE_REGISTRY_ROLE: Final = "raw/devices/registry/"
-
-
-def _device_serials(zf: zipfile.ZipFile, manifest: Manifest | None) -> list[tuple[str, str]]:
+def _device_serials(zf: zipfile.ZipFile, manifest: Manifest | None, read: PackageVerification | None = None) -> list[tuple[str, str]]:
     """``(device id, serial)`` of every device in the fleet registry CSV the package carries (the
     manifest entry whose role is ``raw/devices/registry/<name>``); the serial is the ``serial``
     column, or the device id where it is empty."""
@@ -370,7 +426,7 @@ def _device_serials(zf: zipfile.ZipFile, manifest: Manifest | None) -> list[tupl
         raise PackageError(f"the project has a device fleet but the package has no {DEVICE_REGISTRY_ROLE}<name> file")
     out: list[tuple[str, str]] = []
     for entry in entries:
-        text = _read_member(zf, entry.path).decode("utf-8-sig")
+        text = _member(zf, entry.path, read).decode("utf-8-sig")
         reader = csv.DictReader(io.StringIO(text))
         if not reader.fieldnames or "device_id" not in reader.fieldnames:
             raise PackageError(f"{entry.path}: the device registry has no device_id column")
@@ -381,28 +437,9 @@ def _device_serials(zf: zipfile.ZipFile, manifest: Manifest | None) -> list[tupl
     return out
 
 
-# Scratch space for the package file that mrv.package.verify_package reads: memory-backed when the
-# machine has it (one small write and unlink per request instead of a disk round trip).
-_SCRATCH_ROOT: Final = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
-
-
-@contextmanager
-def _package_path(package: Path | bytes | bytearray | memoryview | str) -> Iterator[Path]:
-    if isinstance(package, (bytes, bytearray, memoryview)):
-        tmp = tempfile.mkdtemp(prefix="mrv-intake-", dir=_SCRATCH_ROOT)
-        path = Path(tmp) / "package.zip"
-        try:
-            with open(path, "wb") as fh:
-                fh.write(package)
-            yield path
-        finally:
-            try:
-                os.unlink(path)
-                os.rmdir(tmp)
-            except OSError:
-                shutil.rmtree(tmp, ignore_errors=True)
-    else:
-        yield Path(package)
+# Where a project file read from a package in memory would resolve its globs (the checks never
+# resolve them: there are no files to resolve them against).
+_NO_FILES: Final = Path("/nonexistent/mrv-intake-package")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -727,13 +764,19 @@ def _far_apart(a: tuple[float, float, float, float], b: tuple[float, float, floa
     return a[2] + margin < b[0] or b[2] + margin < a[0] or a[3] + margin < b[1] or b[3] + margin < a[1]
 
 
-def _check_integrity(path: Path) -> tuple[bool, str]:
-    """Digests, unlisted files, Merkle root and every signed document's package claim (the
-    signatures themselves are the two signature checks)."""
+def _verify(package: zipfile.ZipFile | Path | bytes | bytearray | memoryview, name: str) -> PackageVerification | Exception:
+    """:func:`verify_package` of ``package`` (keeping the entries the checks read), or what it raised."""
     try:
-        result = verify_package(path)
+        return verify_package(package, keep=_keep, name=name)
     except Exception as exc:  # verify_package reports problems as checks; this is a safety net
-        return False, f"package could not be verified ({type(exc).__name__}: {exc})"
+        return exc
+
+
+def _check_integrity(result: PackageVerification | Exception) -> tuple[bool, str]:
+    """Digests, unlisted files, Merkle root and every signed document's package claim (the
+    signatures themselves are the two signature checks), from :func:`_verify`'s result."""
+    if isinstance(result, Exception):
+        return False, f"package could not be verified ({type(result).__name__}: {result})"
     if result.ok:
         entries = sum(1 for c in result.checks if c.kind.value == "entry")
         return True, f"{entries} file digests and Merkle root {result.merkle_root} match the manifest and the signed claims"
@@ -775,14 +818,30 @@ def _guarded(run: Callable[[], tuple[bool, str]]) -> tuple[bool, str]:
         return False, f"check could not run on this package ({type(exc).__name__}: {exc})"
 
 
+def _read_and_verify(package: Path | bytes | bytearray | memoryview | str) -> tuple[_Package, tuple[bool, str]]:
+    """Open the zip once: :func:`verify_package` checks it (hashing every file) and hands back
+    the manifest, signed documents and project files it read, which the checks then use."""
+    source: Path | io.BytesIO
+    if isinstance(package, (bytes, bytearray, memoryview)):
+        source, name, base_dir = io.BytesIO(package), "package.zip", _NO_FILES
+    else:
+        source = Path(package)
+        name, base_dir = source.name, source.parent
+    try:
+        zf = zipfile.ZipFile(source)
+    except Exception as exc:
+        pkg = _Package(path=Path(name), unreadable_reason=f"not a readable zip archive ({type(exc).__name__}: {exc})")
+        return pkg, _check_integrity(_verify(package if isinstance(package, (bytes, bytearray, memoryview)) else source, name))
+    with zf:
+        read = _verify(zf, name)
+        pkg = _read_package(zf, read if isinstance(read, PackageVerification) else None, name=name, base_dir=base_dir)
+    return pkg, _check_integrity(read)
+
+
 def prepare_package(request: IntakeRequest, *, now: datetime | None = None) -> PreparedPackage:
     """Read ``request.package`` and run the checks that need no registry state (see
     :class:`PreparedPackage`). ``now``: as for :func:`run_intake_checks`."""
-    with _package_path(request.package) as path:
-        data = request.package
-        source: Path | io.BytesIO = io.BytesIO(data) if isinstance(data, (bytes, bytearray, memoryview)) else path
-        pkg = _read_package(source, name=path.name, base_dir=path.parent)
-        integrity = _check_integrity(path)
+    pkg, integrity = _read_and_verify(request.package)
     facts = _facts(pkg)
     fixed: dict[CheckName, tuple[bool, str]] = {CheckName.package_integrity: integrity}
     if not pkg.readable:

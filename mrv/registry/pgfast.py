@@ -6,8 +6,8 @@ SQL text on a :meth:`~mrv.registry.db.RegistryStore.pg_connection` (autocommit, 
 1. :func:`submitter`: the token and any earlier request with the Idempotency-Key (one SELECT);
 2. :func:`begin_and_read`: ``BEGIN``, the submission's advisory locks, then one SELECT of the
    policy rows it needs and the earlier requests it can conflict with;
-3. :func:`write_and_commit`: the request row with its meter serials (one INSERT), the audit chain
-   lock and entries (one INSERT, hashed in the database, see
+3. :func:`write_and_commit`: the request row with its meter serials, then the audit chain lock
+   (one statement), the audit entries (one INSERT, hashed in the database, see
    :func:`mrv.registry.audit.pg_append_statements`) and ``COMMIT``.
 
 The checks in between run in Python on the rows read, with the functions the ORM path uses.
@@ -134,10 +134,15 @@ def _json(value: Any) -> str:
 
 
 def _insert_request_sql(columns: Sequence[str]) -> str:
-    """The request row and its meter serials in one statement (the serials as ``%(_serials)s``)."""
+    """The request row and its meter serials (``%(_serials)s``), then the audit chain's lock
+    (``%(_audit_lock)s``), in one statement. The lock is taken only after both INSERTs are done (it
+    is evaluated on the row that joins their results): a request that waits on a unique index
+    (the same key or report in a concurrent transaction) never does so holding the chain."""
     values = ", ".join(f"%({c})s::jsonb" if c in _JSON_COLUMNS else f"%({c})s" for c in columns)
-    return (f"WITH r AS (INSERT INTO intake_requests ({', '.join(columns)}) VALUES ({values}) RETURNING id) "
-            "INSERT INTO intake_request_meters (serial, request_id) SELECT s, r.id FROM r, unnest(%(_serials)s::text[]) AS s")
+    return (f"WITH r AS (INSERT INTO intake_requests ({', '.join(columns)}) VALUES ({values}) RETURNING id), "
+            "m AS (INSERT INTO intake_request_meters (serial, request_id) SELECT s, r.id FROM r, unnest(%(_serials)s::text[]) AS s "
+            "RETURNING 1) "
+            "SELECT pg_advisory_xact_lock(%(_audit_lock)s) FROM r, (SELECT count(*) FROM m) AS inserted")
 
 
 _INSERT_SQL: dict[tuple[str, ...], str] = {}
@@ -145,16 +150,18 @@ _INSERT_SQL: dict[tuple[str, ...], str] = {}
 
 def write_and_commit(conn: psycopg.Connection[Any], *, row: Mapping[str, Any], meters: Sequence[Mapping[str, str]],
                      events: Sequence[Mapping[str, Any]]) -> None:
-    """The request row, its meter rows, the audit entries of ``events`` and ``COMMIT``, in one
-    round trip (the transaction of :func:`begin_and_read`). A failing statement (e.g. a unique
-    violation) skips the rest, COMMIT included: the caller rolls back."""
+    """The request row, its meter rows, the audit chain's lock, the audit entries of ``events``
+    and ``COMMIT``, in one round trip of three statements (the transaction of
+    :func:`begin_and_read`). A failing statement (e.g. a unique violation) skips the rest, COMMIT
+    included: the caller rolls back."""
     columns = tuple(row)
     sql = _INSERT_SQL.get(columns)
     if sql is None:
         sql = _INSERT_SQL.setdefault(columns, _insert_request_sql(columns))
     params = {c: (_json(v) if c in _JSON_COLUMNS and v is not None else getattr(v, "value", v)) for c, v in row.items()}
     params["_serials"] = [m["serial"] for m in meters]
-    statements = audit.pg_append_statements(events)
+    params["_audit_lock"] = audit.PG_LOCK_KEY
+    statements = audit.pg_append_statements(events, lock=False)  # the lock: in the request's statement
     with conn.pipeline():
         conn.execute(sql, params, prepare=True)
         for stmt, stmt_params in statements:

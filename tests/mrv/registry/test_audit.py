@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import rfc8785
@@ -92,3 +93,35 @@ def test_append_refuses_non_json_and_floats(store: RegistryStore) -> None:
         with store.session() as s:
             append(s, event={"quantity": 1.5})
     assert verify_chain(store).count == 0  # nothing half-written
+
+
+@pytest.mark.parametrize("event", [
+    {"type": "x", "n": 1, "checks": [{"name": "a", "passed": True, "reason": "é \u2028 \ue000 \U0001f600"}], "none": None},
+    {"type": "x", "nested": {"b": [1, 2, {"c": "d"}], "a": {}}, "list": []},
+    {"type": "x", "t": (1, 2)},  # a tuple: JSON makes it a list
+    {"type": "x", 5: "int key"},  # JSON makes the key a string
+    {"type": "x", "big": 2**60},  # beyond 2**53: not canonicalisable
+    {"type": "x", "f": 1.5},
+    {"type": "x", "deep": [{"f": 0.0}]},
+    {"type": "x", "o": object()},
+])
+def test_pg_append_statements_hash_what_append_many_hashes(event) -> None:
+    """The PostgreSQL statements canonicalise an event as the ORM path does (same JCS bytes in the
+    hashed prefix), and refuse what it refuses, with the same error."""
+    from mrv.registry.audit import _has_float, _plain_json, pg_append_statements
+
+    try:
+        plain, event_jcs = _plain_json(event)
+        expected: Any = ("audit events must not contain floats: use integers or decimal strings",) if _has_float(plain) else event_jcs
+    except AuditError as exc:
+        expected = (str(exc),)
+    try:
+        insert, params = pg_append_statements([event])[-1]
+        got: Any = params["ev1"].encode("utf-8")
+        assert params["pre1"].endswith(b',"event":' + got + b',"seq":') and "INSERT INTO audit_log" in insert
+    except AuditError as exc:
+        got = (str(exc),)
+    assert got == expected
+    if isinstance(expected, bytes):
+        with_lock, without = pg_append_statements([event]), pg_append_statements([event], lock=False)
+        assert [s for s, _ in with_lock][1:] == [s for s, _ in without] and "pg_advisory_xact_lock" in with_lock[0][0]

@@ -8,6 +8,7 @@ own copy of the zip.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import zipfile
@@ -390,6 +391,52 @@ def test_malformed_report_fails_its_checks_without_crashing(chain, tmp_path):
             CheckName.period_not_overlapping, CheckName.boundary_not_overlapping, CheckName.package_integrity} <= _failed(outcome)
 
 
+def _damaged_variants(chain, tmp_path: Path) -> dict[str, Path]:
+    """Packages whose parts the checks must read themselves (verify_package did not read or
+    did not verify them): a tampered project file, no manifest, a broken manifest, a report that
+    is not JSON, a statement that is not an object."""
+    out = {}
+    with zipfile.ZipFile(chain["positive"]) as zf:
+        yaml_text = zf.read("artifacts/project.yaml")
+    for name, changes in {
+        "project_file_tampered": {"artifacts/project.yaml": yaml_text.replace(b"EM-22A-104173", b"EM-TAMPERED-1")},
+        "manifest_broken": {"manifest.json": b"{not json"},
+        "report_not_json": {"signatures/report.json": b"\xff not json"},
+        "statement_not_an_object": {"signatures/statement.json": b"[1, 2]"},
+    }.items():
+        out[name] = _rewrite(_copy(chain["positive"], tmp_path, f"{name}.zip"), changes)
+    no_manifest = tmp_path / "no_manifest.zip"
+    with zipfile.ZipFile(chain["positive"]) as zin, zipfile.ZipFile(no_manifest, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            if info.filename != "manifest.json":
+                zout.writestr(info, zin.read(info))
+    out["no_manifest"] = no_manifest
+    return out
+
+
+def test_damaged_packages_are_read_the_same_from_a_path_and_from_bytes(chain, tmp_path):
+    variants = _damaged_variants(chain, tmp_path)
+    for name, pkg in variants.items():
+        from_path, from_bytes = _run(chain, pkg), _run(chain, pkg.read_bytes())
+        assert [str(c) for c in from_bytes.checks] == [str(c).replace(pkg.name, "package.zip") for c in from_path.checks], name
+        assert from_bytes.facts == from_path.facts, name
+        assert not from_bytes.passed, name
+    # What the checks read themselves, where verify_package read nothing they could use:
+    tampered = _run(chain, variants["project_file_tampered"].read_bytes())
+    assert "EM-TAMPERED-1" in tampered.facts.meter_ids  # the project file as it is (its digest is the integrity check's)
+    assert _failed(tampered) == {CheckName.package_integrity}
+    for name in ("no_manifest", "manifest_broken"):
+        outcome = _run(chain, variants[name].read_bytes())
+        assert outcome.check("report_signature").passed and outcome.check("statement_signature").passed, name
+        assert outcome.facts.meter_ids == SERIALS
+        assert outcome.facts.manifest_sha256 == (None if name == "no_manifest" else "sha256:" + hashlib.sha256(b"{not json").hexdigest())
+        assert _failed(outcome) == {CheckName.package_integrity}, name
+    report = _run(chain, variants["report_not_json"].read_bytes()).check("report_signature")
+    assert not report.passed and report.reason.startswith("signatures/report.json is not valid JSON")
+    statement = _run(chain, variants["statement_not_an_object"].read_bytes()).check("statement_signature")
+    assert not statement.passed and statement.reason == "signatures/statement.json is not a JSON object"
+
+
 def test_far_away_boundaries_are_skipped_not_failed(chain, tmp_path):
     # Projects on other continents cannot overlap: they are skipped by their bounding boxes (an
     # exact comparison of geometries more than 20° apart is refused by the equal-area projection).
@@ -405,3 +452,54 @@ def test_far_away_boundaries_are_skipped_not_failed(chain, tmp_path):
     # a neighbour 0.005° away is within the bounding-box margin: compared exactly, and it passes
     near = _run(chain, pkg, boundaries=[RegisteredBoundary("NEAR", _demo_ring(dlon=0.045))])
     assert near.check("boundary_not_overlapping").passed
+
+
+# --------------------------------------------------------------------------- reading the project file
+
+_YAML_CASES = [
+    "", "a: 1", "- 1\n- 2", "a: &x {b: 1}\nc: *x", "a: &x [1, *x]", "<<: {a: 1}\nb: 2", "a: !!int abc", "a: !!int abc\nb: !!float xyz",
+    "= : 1", "? [1, 2]\n: x", "? {a: 1}\n: x", "a: 2023-03-01\nb: 2023-03-01T10:00:00Z", "a: !!binary aGVsbG8=", "a: !!set {x, y}",
+    "a: yes\nb: 0x1F\nc: 1_000\nd: .inf\ne: ~\nf: 0o17\ng: 1:30\nh: -.5e3", "a: !!omap [{a: 1}]", "---\na: 1\n---\nb: 2", "a: [1, 2",
+    "a: 1\na: 2", "a: !custom x", "a: !!str 5", "1: a\n1.5: b\nnull: c\ntrue: d", "a: &s x\nb: *s", "a: 'it''s'\nb: \"\\u00e9\\n\"",
+    "- - - 1", "a: 12345678901234567890123", "a: !!timestamp 2023-13-45",
+]
+
+
+def _yaml_outcome(load, text: str) -> tuple[str, ...]:
+    try:
+        return "ok", repr(load(text))
+    except Exception as exc:
+        return type(exc).__name__, str(exc)
+
+
+@pytest.mark.parametrize("text", _YAML_CASES)
+def test_project_yaml_is_read_as_yaml_load_reads_it(text):
+    import yaml
+
+    from mrv.registry.checks import _load_yaml
+
+    assert _yaml_outcome(_load_yaml, text) == _yaml_outcome(lambda t: yaml.load(t, Loader=yaml.CSafeLoader), text)
+
+
+def test_project_yaml_of_packages_is_read_as_yaml_load_reads_it(chain):
+    import yaml
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mrv.registry.checks import _load_yaml
+
+    with zipfile.ZipFile(chain["positive"]) as zf:
+        real = zf.read("artifacts/project.yaml").decode()
+    assert _load_yaml(real) == yaml.load(real, Loader=yaml.CSafeLoader) and isinstance(_load_yaml(real), dict)
+
+    scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8) | st.dates() | st.datetimes()
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5) | st.integers(), inner, max_size=3),
+                          max_leaves=15)
+
+    @settings(max_examples=300, deadline=None)
+    @given(values, st.sampled_from([None, True, False]))
+    def same(value, flow):
+        text = yaml.safe_dump(value, default_flow_style=flow, allow_unicode=True)
+        assert _yaml_outcome(_load_yaml, text) == _yaml_outcome(lambda t: yaml.load(t, Loader=yaml.CSafeLoader), text)
+
+    same()

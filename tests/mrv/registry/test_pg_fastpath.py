@@ -5,6 +5,7 @@ ends as before, through the ORM path."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import uuid
@@ -140,3 +141,100 @@ def test_unique_violation_and_dead_connections_end_as_before(postgres_url, chain
     v = audit.verify_chain(service.store)
     assert v.ok, v
     service.store.dispose()
+
+
+# --------------------------------------------------------------------------- the write round trip
+
+
+def _rows(token_id: str, i: int) -> tuple[dict[str, Any], list[dict[str, str]], list[dict[str, Any]]]:
+    """The rows of a checked request of project ``P-<i>`` with one meter (as the service makes them)."""
+    from datetime import datetime, timezone
+
+    from mrv.registry.lifecycle import checked_request_rows
+    from mrv.registry.models import RequestStatus
+
+    digest = lambda tag: "sha256:" + hashlib.sha256(f"{tag}-{i}".encode()).hexdigest()  # noqa: E731
+    return checked_request_rows(
+        token_id=token_id, idempotency_key=f"key-{i:08d}", request_digest=digest("request"), project_id=f"P-{i}",
+        methodology_id=svc.METHODOLOGY, developer_did="did:key:z6MkDev", vvb_did="did:key:z6MkVvb", report_sha256=digest("report"),
+        merkle_root=digest("root"), monitoring_period_start=datetime(2023, 1, 1, tzinfo=timezone.utc),
+        monitoring_period_end=datetime(2023, 12, 31, tzinfo=timezone.utc), device_ids=[f"SN-{i}"], requested_quantity=1,
+        vintage_year=2023, status=RequestStatus.CHECKS_PASSED, checks={"checks": []}, facts={}, labels=[],
+    )
+
+
+def test_the_request_statement_takes_the_audit_lock_after_its_inserts(postgres_url):
+    """The request row, its meters and the audit chain's lock are one statement: after it, the
+    rows are there and the chain is locked by this transaction (so the audit INSERT that follows,
+    a later statement, reads the chain's head under the lock)."""
+    import psycopg
+
+    from mrv.registry import pgfast
+
+    store = RegistryStore(postgres_url)
+    store.migrate()
+    create_token(store, role="developer", subject="did:key:z6MkDev")
+    with store.connection(write=False) as conn:
+        token_id = conn.execute(text("SELECT id FROM api_tokens")).scalar_one()
+    row, meters, _ = _rows(token_id, 1)
+    params = {c: (pgfast._json(v) if c in pgfast._JSON_COLUMNS and v is not None else getattr(v, "value", v)) for c, v in row.items()}
+    params.update(_serials=[m["serial"] for m in meters], _audit_lock=audit.PG_LOCK_KEY)
+    lock_key = audit.PG_LOCK_KEY & 0xFFFFFFFF, (audit.PG_LOCK_KEY >> 32) & 0xFFFFFFFF
+    with store.pg_connection() as conn, store.pg_connection() as other:
+        conn.execute("BEGIN")
+        conn.execute(pgfast._insert_request_sql(tuple(row)), params)
+        held = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() "
+                            "AND objid = %s AND classid = %s AND granted", lock_key).fetchone()
+        assert held == (1,)
+        assert conn.execute("SELECT count(*) FROM intake_request_meters WHERE serial = 'sn-1'").fetchone() == (1,)
+        assert other.execute("SELECT pg_try_advisory_xact_lock(%s)", (audit.PG_LOCK_KEY,)).fetchone() == (False,)
+        conn.execute("ROLLBACK")
+        assert other.execute("SELECT pg_try_advisory_lock(%s), pg_advisory_unlock(%s)", (audit.PG_LOCK_KEY, audit.PG_LOCK_KEY)).fetchone() \
+            == (True, True)
+        # A request row that violates a unique index fails the statement before any lock is taken.
+        conn.execute("BEGIN")
+        conn.execute(pgfast._insert_request_sql(tuple(row)), params)
+        conn.execute("COMMIT")
+        conn.execute("BEGIN")
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(pgfast._insert_request_sql(tuple(row)), params)
+        conn.execute("ROLLBACK")
+    store.dispose()
+
+
+def test_simultaneous_fast_path_writes_keep_one_audit_chain(postgres_url):
+    """Writes of different projects (no shared submission lock) meet only at the audit chain:
+    released together, every one is stored with its two entries and the chain stays whole."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mrv.registry import pgfast
+
+    store = RegistryStore(postgres_url)
+    store.migrate()
+    create_token(store, role="developer", subject="did:key:z6MkDev")
+    with store.connection(write=False) as conn:
+        token_id = conn.execute(text("SELECT id FROM api_tokens")).scalar_one()
+    before = audit.verify_chain(store).count  # (issuing the token is audited)
+    n, rounds = 8, 3
+    for r in range(rounds):
+        barrier = threading.Barrier(n)
+
+        def write(i: int) -> None:
+            row, meters, events = _rows(token_id, r * n + i)
+            with store.pg_connection() as conn:
+                conn.execute("BEGIN")
+                conn.execute("SELECT 1")
+                barrier.wait()
+                pgfast.write_and_commit(conn, row=row, meters=meters, events=events)
+
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            list(pool.map(write, range(n)))
+    v = audit.verify_chain(store)
+    assert v.ok and v.count == before + 2 * n * rounds, v
+    with store.connection(write=False) as conn:
+        assert conn.execute(text("SELECT count(*) FROM intake_requests")).scalar_one() == n * rounds
+        assert conn.execute(text("SELECT count(*) FROM intake_request_meters")).scalar_one() == n * rounds
+        seqs = [s for (s,) in conn.execute(text("SELECT (entry->>'seq')::int FROM audit_log ORDER BY seq"))]
+    assert seqs == list(range(1, before + 2 * n * rounds + 1))
+    store.dispose()

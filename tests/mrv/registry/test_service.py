@@ -71,11 +71,15 @@ def _free_port() -> int:
 
 
 class LiveServer:
-    def __init__(self, db_url: str) -> None:
+    """The real app under uvicorn on a free loopback port, in a thread. ``app_options``: further
+    ``create_app`` keywords (e.g. ``fast_path=False``)."""
+
+    def __init__(self, db_url: str, **app_options: Any) -> None:
         self.db_url = db_url
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(db_url=db_url, base_url=self.url), host="127.0.0.1", port=self.port, log_level="warning")
+        app = create_app(db_url=db_url, base_url=self.url, **app_options)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
