@@ -101,16 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--meters", type=int, default=100)
     ap.add_argument("--data", type=Path, default=HERE / "_data" / "sensor")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved (raw read, pipeline) rounds; the median ratio is reported")
-    ap.add_argument("--tune-allocator", action="store_true",
-                    help="apply mrv.runtime.tune_allocator (glibc keeps freed memory, Arrow uses it) before both the raw read and the pipeline")
     args = ap.parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-    if args.tune_allocator:
-        from mrv.runtime import tune_allocator
-
-        # Before the raw read too: the baseline gets the same allocator as the pipeline.
-        print(f"allocator tuned (mrv.runtime.tune_allocator): {tune_allocator()}")
     load_before = os.getloadavg()
     t0 = time.perf_counter()
     project = generate(args.data, meters=args.meters)
