@@ -106,6 +106,8 @@ def _in_set(frame, kw, domain, keys, rule_id):
         # Judge each distinct series once, then broadcast through the codes.
         allowed = set(value_set)
         ok = np.array([i in allowed for i in keys.ids] + [True])  # last slot: null key
+        if ok.all():  # every series present is allowed: no row can fail (skip the per-row gather)
+            return np.zeros(len(domain), dtype=bool), {}
         return domain & ~ok[keys.codes], {}
     s = _col(frame, column, rule_id)
     if pd.api.types.is_bool_dtype(s.dtype) and all(isinstance(v, bool) for v in value_set):
@@ -118,6 +120,8 @@ def _in_set(frame, kw, domain, keys, rule_id):
         # Judge each category once, then broadcast through the codes (a null -> code -1 -> last
         # slot, "in the set", as nulls are skipped).
         ok = np.r_[pd.Index(s.cat.categories).isin(value_set), True]
+        if ok.all():  # every category is allowed: no row can fail
+            return np.zeros(len(domain), dtype=bool), {}
         return domain & ~ok[s.cat.codes.to_numpy()], {}
     return domain & _notna(s) & ~s.isin(value_set).to_numpy(), {}
 

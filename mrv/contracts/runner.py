@@ -588,7 +588,11 @@ def _validate(
     work2 = add_derived(valid_in, keys=keys2, context=context, rules=[e.rule for e in stage2], always=("calibration_valid",))
     ev2 = evaluate(work2, stage2, keys=keys2, asset="valid")
     valid = valid_in.assign(calibration_valid=work2["calibration_valid"].to_numpy(dtype=bool))
-    gaps = _gap_report(keys2, context, only=np.unique(keys1.codes[keys1.codes >= 0]) if part else None)
+    present = None
+    if part:  # the series codes present (small non-negative ints: a count, not a sort or a hash)
+        codes = keys1.codes
+        present = np.flatnonzero(np.bincount(codes[codes >= 0] if (codes < 0).any() else codes, minlength=1))
+    gaps = _gap_report(keys2, context, only=present)
 
     # ---- verdicts
     q_counts = np.bincount(q_rule, minlength=len(rules)) if len(q_rule) else np.zeros(len(rules), dtype=np.int64)
@@ -604,7 +608,7 @@ def _validate(
             d = dedup[rule.id]
             details.update(d.details)
             ex = d.dropped[:MAX_FINDINGS]
-            details["findings"] = _findings(_where(frame, ex), d.reasons[: len(ex)])
+            details["findings"] = _findings(_where(frame, ex), d.reasons[: len(ex)]) if len(ex) else []
         elif ev.unexpected_index is not None and len(ev.unexpected_index):
             ex = ev.unexpected_index[:MAX_FINDINGS]
             details["findings"] = _findings(_where(wframe, ex), _render_reasons(e, wframe, ex))
