@@ -1,7 +1,7 @@
 """Derived frames: an artifact that records how a frame is recomputed from content-addressed inputs.
 
-Normalising a meter's raw files (UTC, kWh, one tidy schema) is a pure, versioned function of
-their bytes. Storing its output as a second Parquet copy of every reading cost more than reading
+Normalising a meter's, an instrument's or a device fleet's raw files (UTC, one unit, one tidy
+schema) is a pure, versioned function of their bytes. Storing its output as a second Parquet copy of every reading cost more than reading
 the raw files again (encoding ~15 ms per meter-year of minute data, decoding ~8 ms, against ~9 ms
 to re-read the raw file) and doubled the store. A *derivation* document records instead the
 function, the code version, the inputs (role, sha256 and file name) and the parameters, plus the
@@ -22,7 +22,9 @@ DERIVATION_VERSION: Final = 1
 
 # The functions a derivation may name (a closed set: a document cannot make us call anything else).
 METER_READINGS: Final = "mrv.ingest.meters.read_meter_files"
-FUNCTIONS: Final = frozenset({METER_READINGS})
+INSTRUMENT_READINGS: Final = "mrv.ingest.series.read_instrument_files"
+DEVICE_READINGS: Final = "mrv.ingest.series.read_device_files"
+FUNCTIONS: Final = frozenset({METER_READINGS, INSTRUMENT_READINGS, DEVICE_READINGS})
 
 
 def derivation_document(

@@ -33,7 +33,7 @@ from mrv.artifacts import ArtifactRef, LocalArtifactStore
 from mrv.contracts import ContractContext, load_contract
 from mrv.contracts import validate_readings as run_contract  # noqa: F401
 from mrv.contracts.runner import validate_series_frames
-from mrv.derived import METER_READINGS, check_derivation, derivation_document, is_derivation
+from mrv.derived import INSTRUMENT_READINGS, METER_READINGS, check_derivation, derivation_document, is_derivation
 from mrv.errors import ArtifactError, ContractBlocked, ContractError, IngestError, MRVError
 from mrv.frames import FramePieces, _concat_columnwise, _utc_array, concat_readings  # noqa: F401  (re-exported)
 from mrv.ingest.invoices import read_invoices
@@ -371,23 +371,48 @@ def _derive(store: LocalArtifactStore, digest: str) -> pd.DataFrame:
     if not is_derivation(doc):
         raise ArtifactError(f"{what} is JSON but not a derived frame")
     check_derivation(doc, what=what)
-    paths = [store.local_path(i["sha256"]) for i in doc["inputs"]]
-    df = read_meter_files(paths, meter=Meter.model_validate(doc["parameters"]["meter"]), names=[i["name"] for i in doc["inputs"]])
+    params = doc["parameters"]
+    if doc["function"] == METER_READINGS:
+        paths = [store.local_path(i["sha256"]) for i in doc["inputs"]]
+        df = read_meter_files(paths, meter=Meter.model_validate(params["meter"]), names=[i["name"] for i in doc["inputs"]])
+    else:
+        from mrv.ingest.series import read_device_files, read_instrument_files
+        from mrv.project import DeviceFleet, Instrument
+
+        refs = [ArtifactRef(i["sha256"], store.ref(i["sha256"]).size, store.ref(i["sha256"]).media_type, i["name"]) for i in doc["inputs"]]
+        with _named_view(store, refs) as paths:
+            if doc["function"] == INSTRUMENT_READINGS:
+                df = read_instrument_files(paths, instrument=Instrument.model_validate(params["instrument"]), unit=params["unit"])
+            else:
+                df = read_device_files(paths, fleet=DeviceFleet.model_validate(params["devices"]))
     if len(df) != doc["rows"]:
         raise ArtifactError(f"{what}: recomputing it gave {len(df)} rows, it records {doc['rows']} (other code, or other inputs?)")
     return df
 
 
-def meter_readings_document(meter: Any, raw: Mapping[str, ArtifactRef], rows: int) -> dict[str, Any]:
-    """The readings artifact of a meter: the derivation of :func:`read_meter_files` over its raw
-    files (``role -> ref``, read in that order). Pure; replay rebuilds it from the package."""
+def readings_document(function: str, raw: Mapping[str, ArtifactRef], parameters: Mapping[str, Any], rows: int) -> dict[str, Any]:
+    """A readings artifact: the derivation of a reader (``function``, :mod:`mrv.derived`) over
+    raw files (``role -> ref``, read in that order) with ``parameters`` (JSON form). Pure; replay
+    rebuilds it from the package."""
     return derivation_document(
-        function=METER_READINGS,
+        function=function,
         code_version=code_version().package_version,
         inputs=[(role, ref.digest, ref.original_name or role.rsplit("/", 1)[-1]) for role, ref in raw.items()],
-        parameters={"meter": meter.model_dump(mode="json")},
+        parameters=parameters,
         rows=rows,
     )
+
+
+def meter_readings_document(meter: Any, raw: Mapping[str, ArtifactRef], rows: int) -> dict[str, Any]:
+    """The readings artifact of a meter (:func:`readings_document` of :func:`read_meter_files`)."""
+    return readings_document(METER_READINGS, raw, {"meter": meter.model_dump(mode="json")}, rows)
+
+
+def put_readings(store: LocalArtifactStore, doc: Mapping[str, Any], df: pd.DataFrame, *, name: str) -> ArtifactRef:
+    """Store a readings derivation; the frame it stands for stays cached in this process."""
+    ref = put_json(store, doc, name=name)
+    _FRAMES.put(ref.digest, df)
+    return ref
 
 
 def json_bytes(obj: Any) -> bytes:
@@ -499,8 +524,7 @@ def ingest_meter(ctx: RunContext, *, project_digest: str, meter_id: str) -> dict
                               names=[r.original_name or r.digest for r in refs])
         # The readings are a derivation of the raw files (mrv.derived), not a second copy: the
         # frame stays cached for the validate step and is recomputed from the raw files elsewhere.
-        ref = put_json(ctx.store, meter_readings_document(meter, raw, len(df)), name=f"readings-{meter.id}.json")
-        _FRAMES.put(ref.digest, df)
+        ref = put_readings(ctx.store, meter_readings_document(meter, raw, len(df)), df, name=f"readings-{meter.id}.json")
         return {f"readings/{meter.id}": ref}
 
     return run_step(ctx, name=f"{STEP_INGEST}[{meter.id}]", parameters={"meter": meter.model_dump(mode="json")}, inputs=raw, compute=compute)
@@ -605,7 +629,10 @@ def selection_of(outcome: Any, sources: Sequence[tuple[str, str, int]]) -> dict[
 
 def read_validated(store: LocalArtifactStore, digest: str) -> pd.DataFrame | FramePieces:
     """The valid rows of a validated artifact: a row selection over readings artifacts (the meter
-    path), materialised per input, or a Parquet file (the instrument and device paths)."""
+    path; also instruments and device fleets), materialised per input, or a Parquet file."""
+    cached = _FRAMES.get(digest)  # the valid rows the validate step of this process held
+    if cached is not None:
+        return cached
     if store.ref(digest).media_type.split(";")[0].strip() != JSON:
         return read_parquet_artifact(store, digest)
     doc = json.loads(store.read_bytes(digest))

@@ -32,9 +32,10 @@ from mrv.methodology.registry import get as get_methodology
 from mrv.package import verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
 from mrv.pipeline import (
-    calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, meter_readings_document, selection_of,
-    series_parquet_bytes, validation_document,
+    calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, meter_readings_document, readings_document,
+    selection_of, series_parquet_bytes, validation_document,
 )
+from mrv.derived import DEVICE_READINGS, INSTRUMENT_READINGS
 from mrv.project import parse_project
 from mrv.signing import verify_credential
 
@@ -246,9 +247,14 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             if not raws:
                 raise ReplayError(f"{package}: no raw input files for instrument {inst.id}")
             paths = [extract(e.path, root / "raw" / inst.id / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
-            df = read_instrument_files(paths, instrument=inst, unit=instrument_unit(spec, inst.id))
+            unit = instrument_unit(spec, inst.id)
+            df = read_instrument_files(paths, instrument=inst, unit=unit)
             readings[inst.id] = df
-            _compare(result, f"ingest {inst.id}", by_role, f"readings/{inst.id}", frame_to_parquet_bytes(df))
+            raw_refs = {e.role: ArtifactRef(e.sha256, e.size, e.media_type, PurePosixPath(e.role).name) for e in raws}
+            doc = readings_document(INSTRUMENT_READINGS, raw_refs, {"instrument": inst.model_dump(mode="json"), "unit": unit}, len(df))
+            replayed_bytes = json_bytes(doc)
+            readings_digests[inst.id] = sha256_bytes(replayed_bytes)
+            _compare(result, f"ingest {inst.id}", by_role, f"readings/{inst.id}", replayed_bytes)
         if spec.data_sources.devices is not None:
             fleet = spec.data_sources.devices
             reg_entry = next((e for e in manifest.entries if e.role.startswith("raw/devices/registry/")), None)
@@ -260,7 +266,11 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             paths = [extract(e.path, root / "raw" / "devices" / f"{i:05d}" / PurePosixPath(e.role).name) for i, e in enumerate(raws)]
             df = read_device_files(paths, fleet=fleet)
             readings["devices"] = df
-            _compare(result, "ingest devices", by_role, "readings/devices", frame_to_parquet_bytes(df))
+            raw_refs = {e.role: ArtifactRef(e.sha256, e.size, e.media_type, PurePosixPath(e.role).name) for e in raws}
+            doc = readings_document(DEVICE_READINGS, raw_refs, {"devices": fleet.model_dump(mode="json")}, len(df))
+            replayed_bytes = json_bytes(doc)
+            readings_digests["devices"] = sha256_bytes(replayed_bytes)
+            _compare(result, "ingest devices", by_role, "readings/devices", replayed_bytes)
             _compare(result, "ingest device registry", by_role, "device_registry", json_bytes(registry_records))
 
         # 2. cross-checks

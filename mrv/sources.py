@@ -149,7 +149,8 @@ def dataset_context(spec: ProjectSpec, *, registry: pd.DataFrame | None = None) 
 
 def ingest_instrument(ctx: "RunContext", *, project_digest: str, instrument_id: str) -> dict[str, ArtifactRef]:
     """Copy one instrument's raw files into the store and normalise them to tidy UTC readings."""
-    from mrv.pipeline import _named_view, load_spec, put_frame, run_step
+    from mrv.derived import INSTRUMENT_READINGS
+    from mrv.pipeline import _named_view, load_spec, put_readings, readings_document, run_step
 
     spec = load_spec(ctx, project_digest)
     inst = spec.instrument(instrument_id)
@@ -162,7 +163,9 @@ def ingest_instrument(ctx: "RunContext", *, project_digest: str, instrument_id: 
     def compute() -> dict[str, ArtifactRef]:
         with _named_view(ctx.store, list(raw.values())) as paths:
             df = read_instrument_files(paths, instrument=inst, unit=unit)
-        return {f"readings/{inst.id}": put_frame(ctx.store, df, name=f"readings-{inst.id}.parquet")}
+        # A derivation of the raw files (mrv.derived), not a second copy of the readings.
+        doc = readings_document(INSTRUMENT_READINGS, raw, params, len(df))
+        return {f"readings/{inst.id}": put_readings(ctx.store, doc, df, name=f"readings-{inst.id}.json")}
 
     params = {"instrument": inst.model_dump(mode="json"), "unit": unit}
     return run_step(ctx, name=f"{STEP_INGEST_INSTRUMENT}[{inst.id}]", parameters=params, inputs=raw, compute=compute)
@@ -170,7 +173,8 @@ def ingest_instrument(ctx: "RunContext", *, project_digest: str, instrument_id: 
 
 def ingest_devices(ctx: "RunContext", *, project_digest: str) -> dict[str, ArtifactRef]:
     """Copy the fleet's registry and readings files in; normalise readings and registry."""
-    from mrv.pipeline import _named_view, load_spec, put_frame, put_json, run_step
+    from mrv.derived import DEVICE_READINGS
+    from mrv.pipeline import _named_view, load_spec, put_json, put_readings, readings_document, run_step
 
     spec = load_spec(ctx, project_digest)
     fleet = spec.data_sources.devices
@@ -193,8 +197,10 @@ def ingest_devices(ctx: "RunContext", *, project_digest: str) -> dict[str, Artif
             registry = read_device_registry(reg_file)
         with _named_view(ctx.store, data_refs) as paths:
             df = read_device_files(paths, fleet=fleet)
+        data_raw = {role: r for role, r in sorted(raw.items()) if not role.startswith("raw/devices/registry/")}
+        doc = readings_document(DEVICE_READINGS, data_raw, {"devices": fleet.model_dump(mode="json")}, len(df))
         return {
-            "readings/devices": put_frame(ctx.store, df, name="readings-devices.parquet"),
+            "readings/devices": put_readings(ctx.store, doc, df, name="readings-devices.json"),
             "device_registry": put_json(ctx.store, registry_records(registry), name="device-registry.json"),
         }
 
@@ -229,6 +235,7 @@ def validate_dataset(
 
     def compute() -> dict[str, ArtifactRef]:
         frames = [read_parquet_artifact(ctx.store, d, consume=True) for k, d in sorted(readings.items())]
+        sources = [(f"readings/{k}", d, len(f)) for (k, d), f in zip(sorted(readings.items()), frames)]
         # Series by series in threads, merged into the outcome of the whole frame (see
         # validate_series_frames; it validates the whole frame when the contract needs it): a
         # device fleet comes as one frame, cut into its series (views, no copy).
@@ -253,7 +260,7 @@ def validate_dataset(
                 exc.artifacts = {"validation_result": result}  # type: ignore[attr-defined]
                 raise
         return {
-            "validated": _put_validated(ctx.store, outcome.valid, outcome.key),
+            "validated": _put_validated(ctx.store, outcome, sources),
             "quarantine": put_frame(ctx.store, outcome.quarantine, name="quarantine.parquet"),
             "validation_result": result,
         }
@@ -264,13 +271,13 @@ def validate_dataset(
 _MIN_ROWS_PER_SERIES = 200_000  # validate_dataset: series shorter than this on average are validated as one frame
 
 
-def _put_validated(store: Any, valid: Any, key: str) -> ArtifactRef:
-    """The validated artifact in the layout of every validated artifact (one row group per series,
-    :func:`mrv.pipeline.series_parquet_bytes`), streamed; the frame stays cached for calculate."""
-    from mrv.pipeline import _FRAMES, put_series_frames, series_pieces
+def _put_validated(store: Any, outcome: Any, sources: Any) -> ArtifactRef:
+    """The validated artifact, as on the meter path: a row selection over the readings artifacts
+    (:func:`mrv.pipeline.selection_of`); the valid frame stays cached for calculate."""
+    from mrv.pipeline import _FRAMES, put_json, selection_of
 
-    ref = put_series_frames(store, series_pieces(valid, key), name="readings-validated.parquet")
-    _FRAMES.put(ref.digest, valid)
+    ref = put_json(store, selection_of(outcome, sources), name="readings-validated.json")
+    _FRAMES.put(ref.digest, outcome.valid)
     return ref
 
 

@@ -74,7 +74,17 @@ def test_signed_report_package_and_twin(chain):
     assert check.ok, check.first_failure
     with zipfile.ZipFile(out.package.path) as zf:
         html = zf.read("report/report.html").decode()
-        roles = {e["role"] for e in json.loads(zf.read("manifest.json"))["artifacts"]}
+        entries = {e["role"]: e for e in json.loads(zf.read("manifest.json"))["artifacts"]}
+        roles = set(entries)
+        # As on the meter path: readings are derivations of the raw files, the valid rows a row
+        # selection over them (mrv.derived, mrv.selection), not copies of the data.
+        selection = json.loads(zf.read(entries["validated"]["path"]))
+        assert selection["format"] == "open-dmrv/row-selection"
+        assert [i["role"] for i in selection["inputs"]] == sorted(r for r in roles if r.startswith("readings/"))
+        for i in selection["inputs"]:
+            doc = json.loads(zf.read(entries[i["role"]]["path"]))
+            assert doc["format"] == "open-dmrv/derived-frame" and doc["rows"] == i["rows"]
+            assert doc["inputs"] and all(x["role"].startswith("raw/") and x["role"] in roles for x in doc["inputs"])
     assert html.count("data:image/svg+xml;base64,") >= 2  # the monitored-series chart and the map were drawn
     assert {"validated", "quarantine", "validation_result", "calculation"} <= roles
     if chain["kind"] == "cooking":
