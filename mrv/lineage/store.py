@@ -28,9 +28,9 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from enum import Enum
 from pathlib import Path, PurePath
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Engine, insert, select, text
+from sqlalchemy import Connection, Engine, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -117,6 +117,13 @@ class RunInfo(_ToDict):
     parameters: dict[str, Any]
     project_file_digest: str | None
     steps: tuple[StepInfo, ...]
+
+
+class _StepKey(NamedTuple):
+    """What link writes need of a step."""
+
+    id: str
+    name: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -524,26 +531,26 @@ class LineageStore:
         params = _clean_parameters(parameters)
         checked = [self._check_io(ref, role, "input") for ref, role in inputs]
         step_id = _new_id()
-        with self._session(write=True) as s:
-            if s.get(Run, run_id) is None:
+        # Core statements on one connection (no ORM session): every step of a fleet run passes here.
+        with self._write() as conn:
+            if conn.execute(select(Run.id).where(Run.id == run_id)).first() is None:
                 raise _unknown_run(run_id)
-            step = Step(
-                id=step_id,
-                run_id=run_id,
-                name=name,
-                status=StepStatus.RUNNING,
-                started_at=_now(),
-                ended_at=None,
-                code_version=code_version().label,
-                parameters=params,
-                cache_key=cache_key,
-                error=None,
-                reused_from_step_id=None,
+            conn.execute(
+                insert(Step.__table__).values(
+                    id=step_id,
+                    run_id=run_id,
+                    name=name,
+                    status=StepStatus.RUNNING,
+                    started_at=_now(),
+                    ended_at=None,
+                    code_version=code_version().label,
+                    parameters=params,
+                    cache_key=cache_key,
+                    error=None,
+                    reused_from_step_id=None,
+                )
             )
-            s.add(step)
-            if checked:
-                s.flush()  # the step row exists before its links reference it
-                self._link_all(s, step, checked)
+            self._link_all(conn, _StepKey(step_id, name), checked, fresh=True)
         return step_id
 
     def record_artifact(
@@ -563,9 +570,9 @@ class LineageStore:
         checked = [self._check_io(ref, role, direction) for ref, role, direction in items]
         if not checked:
             return
-        with self._session(write=True) as s:
-            step = self._running_step(s, step_id)
-            self._link_all(s, step, checked)
+        with self._write() as conn:
+            step = self._running_step(conn, step_id)
+            self._link_all(conn, step, checked)
 
     @staticmethod
     def _check_io(ref: ArtifactRef, role: str, direction: str) -> tuple[ArtifactRef, str, Direction]:
@@ -581,15 +588,29 @@ class LineageStore:
         return ref, role, dir_
 
     @staticmethod
-    def _running_step(s: Session, step_id: str) -> Step:
-        step = s.get(Step, step_id, with_for_update=True)
-        if step is None:
+    def _step_row(conn: Connection, step_id: str) -> tuple[_StepKey, StepStatus]:
+        row = conn.execute(select(Step.name, Step.status).where(Step.id == step_id).with_for_update()).first()
+        if row is None:
             raise _unknown_step(step_id)
-        if step.status != StepStatus.RUNNING:
-            raise LineageError(f"step {step_id} ({step.name}) is {step.status.value}: its artifacts can no longer change")
+        return _StepKey(step_id, row.name), StepStatus(row.status)
+
+    @classmethod
+    def _running_step(cls, conn: Connection, step_id: str) -> _StepKey:
+        step, status = cls._step_row(conn, step_id)
+        if status != StepStatus.RUNNING:
+            raise LineageError(f"step {step_id} ({step.name}) is {status.value}: its artifacts can no longer change")
         return step
 
-    def _link_all(self, s: Session, step: Step, items: Sequence[tuple[ArtifactRef, str, Direction]]) -> None:
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction on a plain connection (schema checked once per store)."""
+        self._ensure_schema()
+        with self._connection(write=True) as conn:
+            yield conn
+
+    def _link_all(
+        self, s: Session | Connection, step: _StepKey, items: Sequence[tuple[ArtifactRef, str, Direction]], *, fresh: bool = False
+    ) -> None:
         """Link ``items`` to ``step`` in the open transaction: a few set-wise statements, whatever
         the number of items (a fleet run links hundreds of artifacts)."""
         if not items:
@@ -618,7 +639,7 @@ class LineageStore:
                 raise LineageError(
                     f"artifact {digest} was recorded with size {stored.get(digest)}, now {size}: same digest, different bytes?"
                 )
-        existing = s.execute(
+        existing = [] if fresh else s.execute(  # a step created in this transaction has no links yet
             select(StepIO.direction, StepIO.role, StepIO.digest).where(StepIO.step_id == step.id)
         ).all()
         for direction, role, digest in existing:
@@ -648,16 +669,12 @@ class LineageStore:
                 raise LineageError(f"error must be a string, not {type(error).__name__}")
             error = redact(error)[:_MAX_ERROR_CHARS]
         checked = [self._check_io(ref, role, "output") for ref, role in outputs]
-        with self._session(write=True) as s:
-            step = s.get(Step, step_id, with_for_update=True)
-            if step is None:
-                raise _unknown_step(step_id)
-            if step.status != StepStatus.RUNNING:
-                raise LineageError(f"step {step_id} ({step.name}) is already {step.status.value}")
-            self._link_all(s, step, checked)
-            step.status = new
-            step.ended_at = _now()
-            step.error = error
+        with self._write() as conn:
+            step, status = self._step_row(conn, step_id)
+            if status != StepStatus.RUNNING:
+                raise LineageError(f"step {step_id} ({step.name}) is already {status.value}")
+            self._link_all(conn, step, checked)
+            conn.execute(update(Step.__table__).where(Step.id == step_id).values(status=new, ended_at=_now(), error=error))
 
     def find_cached_step(self, *, name: str, cache_key: str) -> CachedStep | None:
         """The most recently completed step with this name and cache key, with its artifacts.
@@ -665,9 +682,11 @@ class LineageStore:
         Running, failed and ``cached`` rows never qualify: only a step that really computed and
         finished stands in for recomputation (after a crash, the interrupted step is redone).
         """
-        with self._session(write=False) as s:
-            step = s.scalars(
-                select(Step)
+        self._ensure_schema()
+        with self._connection(write=False) as s:
+            cols = (Step.id, Step.run_id, Step.name, Step.cache_key, Step.code_version, Step.parameters, Step.ended_at)
+            step = s.execute(
+                select(*cols)
                 .where(Step.cache_key == cache_key, Step.name == name, Step.status == StepStatus.COMPLETED)
                 .order_by(Step.ended_at.desc(), Step.id.desc())
                 .limit(1)
@@ -737,18 +756,18 @@ class LineageStore:
                 )
         return step_id
 
-    def _io_of(self, s: Session, step_id: str) -> tuple[dict[str, ArtifactRef], dict[str, ArtifactRef]]:
+    def _io_of(self, s: Session | Connection, step_id: str) -> tuple[dict[str, ArtifactRef], dict[str, ArtifactRef]]:
         rows = s.execute(
-            select(StepIO.role, StepIO.direction, Artifact)
+            select(StepIO.role, StepIO.direction, Artifact.digest, Artifact.size, Artifact.media_type, Artifact.original_name)
             .join(Artifact, Artifact.digest == StepIO.digest)
             .where(StepIO.step_id == step_id)
             .order_by(StepIO.role)
         ).all()
         inputs: dict[str, ArtifactRef] = {}
         outputs: dict[str, ArtifactRef] = {}
-        for role, direction, a in rows:
+        for role, direction, digest, size, media_type, original_name in rows:
             target = inputs if Direction(direction) == Direction.INPUT else outputs
-            target[role] = ArtifactRef(a.digest, a.size, a.media_type, a.original_name)
+            target[role] = ArtifactRef(digest, size, media_type, original_name)
         return inputs, outputs
 
     # ---- reading a run
