@@ -658,11 +658,12 @@ def lineage_export(
         if not rows:
             roles = sorted({r.role for r in lineage.run_artifacts(run_id) if r.direction == "output"})
             raise MRVError(f"run {run_id} has no output artifact with role {role!r} (roles: {', '.join(roles)})")
-        frame = read_validated(store, rows[-1].digest)
     except MRVError as exc:
         _fail(exc)
         return
-    except (ValueError, OSError) as exc:
+    try:
+        frame = read_validated(store, rows[-1].digest)
+    except (MRVError, ValueError, OSError) as exc:
         _fail(MRVError(f"{role} ({rows[-1].digest}) is not a tabular artifact: {exc}"))
         return
     if isinstance(frame, FramePieces):

@@ -55,3 +55,4 @@ def test_export_readings_as_csv_and_refusals(run, tmp_path):
     assert res.exit_code != 0 and "use a .parquet or .csv" in " ".join(res.output.split())
     res = runner.invoke(app, ["lineage", "export", run_id, "calculation", "-o", str(tmp_path / "c.csv"), "--data-dir", str(settings.home)])
     assert res.exit_code != 0 and not (tmp_path / "c.csv").exists()
+    assert "calculation" in res.output and "is not a tabular artifact" in " ".join(res.output.split())
