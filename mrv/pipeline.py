@@ -371,6 +371,14 @@ def _derive(store: LocalArtifactStore, digest: str) -> pd.DataFrame:
     if not is_derivation(doc):
         raise ArtifactError(f"{what} is JSON but not a derived frame")
     check_derivation(doc, what=what)
+    installed = code_version().package_version
+    if doc.get("code_version") != installed:
+        # Another reader version may cut or order the rows differently, and row selections over
+        # this frame would then pick other rows: recompute only with the code that recorded it.
+        raise ArtifactError(
+            f"{what}: derived by open-dmrv {doc.get('code_version')}, this is {installed}; install that version to read it, "
+            "or re-run the monitoring with this one"
+        )
     params = doc["parameters"]
     if doc["function"] == METER_READINGS:
         paths = [store.local_path(i["sha256"]) for i in doc["inputs"]]

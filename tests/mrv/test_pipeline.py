@@ -170,3 +170,36 @@ def test_validated_artifact_is_a_row_selection_equal_to_the_contract_on_the_read
     pd.testing.assert_frame_equal(valid.reset_index(drop=True), expected, check_categorical=False)
     assert int((~valid["calibration_valid"]).sum()) > 0
     ctx.lineage.dispose()
+
+
+def test_readings_derivation_is_recomputed_from_raw_and_refused_for_another_code_version(tmp_path, demo_template):
+    """Out of the process cache, a readings artifact is recomputed from the stored raw files (the
+    same frame); a derivation recorded by another package version is refused, not reinterpreted."""
+    import pandas as pd
+
+    from mrv.artifacts import LocalArtifactStore
+    from mrv.errors import ArtifactError
+
+    project = _copy_project(demo_template, tmp_path / "project")
+    settings = MRVSettings(home=tmp_path / "ws")
+    summary = pipeline.run_local(settings, project)
+    ctx = pipeline.RunContext.open(settings, run_id=summary["run_id"])
+    digest = next(r.digest for r in ctx.lineage.run_artifacts(summary["run_id"]) if r.role == "readings/EXP-1")
+    doc = json.loads(ctx.store.read_bytes(digest))
+    assert doc["format"] == "open-dmrv/derived-frame" and doc["function"] == "mrv.ingest.meters.read_meter_files"
+    spec = pipeline.load_spec(ctx, ctx.lineage.get_run(summary["run_id"]).project_file_digest)
+    expected = pipeline.read_meter_files(spec.meter_files(spec.meter("EXP-1")), meter=spec.meter("EXP-1"))
+    got = pipeline.read_parquet_artifact(ctx.store, digest)  # no run active: not cached, recomputed
+    pd.testing.assert_frame_equal(got, expected)
+    assert len(got) == doc["rows"]
+
+    other = LocalArtifactStore(tmp_path / "other")
+    for i in doc["inputs"]:
+        other.put_bytes(ctx.store.read_bytes(i["sha256"]), media_type="application/octet-stream", name=i["name"])
+    forged = other.put_bytes(pipeline.json_bytes({**doc, "code_version": "0.0.1"}), media_type="application/json")
+    with pytest.raises(ArtifactError, match=r"derived by open-dmrv 0\.0\.1"):
+        pipeline.read_parquet_artifact(other, forged.digest)
+    short = other.put_bytes(pipeline.json_bytes({**doc, "rows": doc["rows"] + 1}), media_type="application/json")
+    with pytest.raises(ArtifactError, match="recomputing it gave"):
+        pipeline.read_parquet_artifact(other, short.digest)
+    ctx.lineage.dispose()
