@@ -50,7 +50,7 @@ import json
 import math
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -511,6 +511,20 @@ def validate_scenes(contract: RasterContract, scenes: Sequence[Scene], context: 
     return out
 
 
+def _pixel_size_failures(rule: RasterRule, s: Scene, bad: Callable[[Any], bool], message: str, **fields: Any) -> list[str]:
+    """One reason per band asset whose pixel size (metres) is unknown or ``bad``, in asset order."""
+    out = []
+    for a in s.assets.values():
+        if a.role != "band":
+            continue
+        size = _pixel_size_m(a)
+        if size is None:
+            out.append(_reason(rule, "asset {asset}: pixel size unknown (no CRS or transform)", asset=a.key))
+        elif bad(size):
+            out.append(_reason(rule, message, asset=a.key, resolution=size, **fields))
+    return out
+
+
 def _scene_failures(
     rule: RasterRule, p: Mapping[str, Any], s: Scene, ctx: RasterContext, start: pd.Timestamp, end: pd.Timestamp, ea: Any, footprints: dict[str, Any]
 ) -> list[str]:
@@ -521,30 +535,14 @@ def _scene_failures(
         return [_reason(rule, "asset {asset} has no geotransform", asset=a.key) for a in s.assets.values() if a.transform is None]
     if check == "max_resolution":
         limit = float(p["max_resolution_m"])
-        bad = []
-        for a in s.assets.values():
-            if a.role != "band":
-                continue
-            size = _pixel_size_m(a)
-            if size is None:
-                bad.append(_reason(rule, "asset {asset}: pixel size unknown (no CRS or transform)", asset=a.key))
-            elif any(v > limit * (1 + 1e-9) for v in size):
-                bad.append(_reason(rule, "asset {asset}: pixel size {resolution} m, coarser than the {max_resolution} m maximum",
-                                   asset=a.key, resolution=size, max_resolution=limit))
-        return bad
+        return _pixel_size_failures(rule, s, lambda size: any(v > limit * (1 + 1e-9) for v in size),
+                                    "asset {asset}: pixel size {resolution} m, coarser than the {max_resolution} m maximum",
+                                    max_resolution=limit)
     if check == "resolution_within_tolerance":
         want, tol = float(p["resolution_m"]), float(p["tolerance_m"])
-        bad = []
-        for a in s.assets.values():
-            if a.role != "band":
-                continue
-            size = _pixel_size_m(a)
-            if size is None:
-                bad.append(_reason(rule, "asset {asset}: pixel size unknown (no CRS or transform)", asset=a.key))
-            elif any(abs(v - want) > tol + 1e-9 * want for v in size):
-                bad.append(_reason(rule, "asset {asset}: pixel size {resolution} m, expected {expected} ± {tolerance} m",
-                                   asset=a.key, resolution=size, expected=want, tolerance=tol))
-        return bad
+        return _pixel_size_failures(rule, s, lambda size: any(abs(v - want) > tol + 1e-9 * want for v in size),
+                                    "asset {asset}: pixel size {resolution} m, expected {expected} ± {tolerance} m",
+                                    expected=want, tolerance=tol)
     if check == "acquired_in_period":
         when = pd.Timestamp(s.datetime)
         if start <= when < end:
