@@ -208,7 +208,7 @@ def _parquet_options(schema: pa.Schema) -> dict[str, Any]:
 def series_pieces(df: pd.DataFrame, key: str) -> list[pd.DataFrame]:
     """``df`` cut into its series: one slice (a view) per contiguous block of ``key`` when every
     series forms exactly one block (the usual, series-ordered frame), else ``[df]``. A pure
-    function of the frame: it decides the row-group layout of :func:`frames_to_parquet`."""
+    function of the frame (the validate steps hand the valid rows on as these pieces)."""
     if key not in df.columns or len(df) == 0:
         return [df]
     s = df[key]
@@ -221,39 +221,6 @@ def series_pieces(df: pd.DataFrame, key: str) -> list[pd.DataFrame]:
         return [df]
     stops = np.r_[starts[1:], len(codes)]
     return [df.iloc[a:b] for a, b in zip(starts.tolist(), stops.tolist())]
-
-
-def frames_to_parquet(pieces: Sequence[pd.DataFrame], sink: Any) -> None:
-    """Write ``pieces`` (frames with one schema: same columns, dtypes and categories) as one
-    Parquet file, one row group per non-empty piece (split further at the writer's row-group size
-    limit), with the options of :func:`frame_to_parquet_bytes`. Deterministic: the bytes depend
-    only on the pieces. ``sink``: a path or a writable binary file object."""
-    writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
-    try:
-        for piece in pieces:
-            table = frame_to_table(piece.reset_index(drop=True) if not isinstance(piece.index, pd.RangeIndex) else piece)
-            if schema is None:
-                schema = table.schema
-                writer = pq.ParquetWriter(sink, schema, **_parquet_options(schema))
-            elif not table.schema.equals(schema, check_metadata=True):
-                raise ValueError("frames_to_parquet: the pieces do not share one schema (columns, dtypes, categories)")
-            if table.num_rows:
-                writer.write_table(table)  # type: ignore[union-attr]
-            del table
-        if writer is None:  # no pieces at all: nothing defines the schema
-            raise ValueError("frames_to_parquet: no frames to write")
-    finally:
-        if writer is not None:
-            writer.close()
-
-
-def series_parquet_bytes(df: pd.DataFrame, key: str) -> bytes:
-    """The bytes of a validated artifact: :func:`frames_to_parquet` of :func:`series_pieces`
-    (what :func:`put_series_frames` streams from the per-series frames, and replay recomputes)."""
-    buf = io.BytesIO()
-    frames_to_parquet(series_pieces(df, key), buf)
-    return buf.getvalue()
 
 
 def frame_to_table(df: pd.DataFrame) -> pa.Table:
@@ -431,15 +398,6 @@ def put_frame(store: LocalArtifactStore, df: pd.DataFrame, *, name: str) -> Arti
     ref = store.put_bytes(frame_to_parquet_bytes(df), media_type=PARQUET, name=name)
     _FRAMES.put(ref.digest, df)
     return ref
-
-
-def put_series_frames(store: LocalArtifactStore, pieces: Sequence[pd.DataFrame], *, name: str) -> ArtifactRef:
-    """Stream per-series frames (consecutive series, one schema) into the store as one Parquet
-    artifact, hashing while writing, without concatenating them: the same bytes as
-    :func:`series_parquet_bytes` of their concatenation."""
-    with store.writer(media_type=PARQUET, name=name) as out:
-        frames_to_parquet(pieces, out)
-    return out.ref
 
 
 def put_json(store: LocalArtifactStore, obj: Any, *, name: str) -> ArtifactRef:

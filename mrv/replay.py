@@ -33,7 +33,7 @@ from mrv.package import verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
 from mrv.pipeline import (
     calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, meter_readings_document, readings_document,
-    selection_of, series_parquet_bytes, validation_document,
+    selection_of, validation_document,
 )
 from mrv.derived import DEVICE_READINGS, INSTRUMENT_READINGS
 from mrv.project import parse_project
@@ -293,12 +293,9 @@ def replay_package(package: Path, *, materiality: float = DEFAULT_MATERIALITY, u
             engine=recorded_validation.get("engine", "native"),
         )
         _compare(result, "validate: result", by_role, "validation_result", json_bytes(validation_document(outcome)))
-        if by_role["validated"].media_type.split(";")[0].strip() == "application/json":
-            # The meter path records its valid rows as a row selection over the readings (mrv.selection).
-            sources = [(f"readings/{k}", readings_digests[k], len(readings[k])) for k in sorted(readings)]
-            replayed_valid = json_bytes(selection_of(outcome, sources))
-        else:
-            replayed_valid = series_parquet_bytes(outcome.valid, outcome.key)
+        # The valid rows are recorded as a row selection over the readings (mrv.selection).
+        sources = [(f"readings/{k}", readings_digests[k], len(readings[k])) for k in sorted(readings)]
+        replayed_valid = json_bytes(selection_of(outcome, sources))
         _compare(result, "validate: valid rows", by_role, "validated", replayed_valid)
         _compare(result, "validate: quarantine", by_role, "quarantine", frame_to_parquet_bytes(outcome.quarantine))
 

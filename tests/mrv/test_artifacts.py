@@ -67,3 +67,31 @@ def test_no_partial_blob_left_after_failed_copy(tmp_path):
         store.put_file(d)
     leftovers = list((tmp_path / "store").rglob("*")) if (tmp_path / "store").exists() else []
     assert leftovers == []
+
+
+def test_streaming_writer_hashes_while_writing_and_stores_nothing_on_error(tmp_path):
+    """LocalArtifactStore.writer: the blob is committed under the digest of what was written; an
+    exception inside the block leaves no blob and no temporary file behind."""
+    import hashlib
+
+    import pytest
+
+    from mrv.artifacts import LocalArtifactStore
+
+    store = LocalArtifactStore(tmp_path / "store")
+    chunks = [b"ts,kwh\n", b"2024-01-01T00:00Z,1.5\n" * 1000]
+    with store.writer(media_type="text/csv", name="streamed.csv") as out:
+        for c in chunks:
+            out.write(c)
+    assert out.ref is not None and out.ref.digest == "sha256:" + hashlib.sha256(b"".join(chunks)).hexdigest()
+    assert store.read_bytes(out.ref.digest) == b"".join(chunks) and out.ref.size == sum(map(len, chunks))
+    store.verify(out.ref.digest)
+
+    with pytest.raises(RuntimeError):
+        with store.writer(media_type="text/csv", name="broken.csv") as bad:
+            bad.write(b"partial")
+            raise RuntimeError("the producer failed half-way")
+    assert bad.ref is None
+    blobs = [p for p in (tmp_path / "store").rglob("*") if p.is_file() and not p.name.endswith(".json")]
+    assert len([p for p in blobs if not p.name.startswith(".")]) == 1  # only the first blob
+    assert not list((tmp_path / "store").glob(".incoming-*"))
