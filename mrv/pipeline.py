@@ -354,7 +354,10 @@ def _derive(store: LocalArtifactStore, digest: str) -> pd.DataFrame:
         from mrv.ingest.series import read_device_files, read_instrument_files
         from mrv.project import DeviceFleet, Instrument
 
-        refs = [ArtifactRef(i["sha256"], store.ref(i["sha256"]).size, store.ref(i["sha256"]).media_type, i["name"]) for i in doc["inputs"]]
+        refs = []
+        for i in doc["inputs"]:
+            stored = store.ref(i["sha256"])
+            refs.append(ArtifactRef(stored.digest, stored.size, stored.media_type, i["name"]))
         with _named_view(store, refs) as paths:
             if doc["function"] == INSTRUMENT_READINGS:
                 df = read_instrument_files(paths, instrument=Instrument.model_validate(params["instrument"]), unit=params["unit"])
@@ -370,12 +373,14 @@ def readings_document(function: str, raw: Mapping[str, ArtifactRef], parameters:
     raw files (``role -> ref``, read in that order) with ``parameters`` (JSON form). Pure; replay
     rebuilds it from the package."""
     return derivation_document(
-        function=function,
-        code_version=code_version().package_version,
-        inputs=[(role, ref.digest, ref.original_name or role.rsplit("/", 1)[-1]) for role, ref in raw.items()],
-        parameters=parameters,
-        rows=rows,
+        function=function, code_version=code_version().package_version, inputs=raw_inputs(raw), parameters=parameters, rows=rows
     )
+
+
+def raw_inputs(raw: Mapping[str, ArtifactRef]) -> list[tuple[str, str, str]]:
+    """``(role, digest, file name)`` of raw inputs, in order: the name a reader sees for each blob
+    (its original name, else the last part of its role), as a derivation records it."""
+    return [(role, ref.digest, ref.original_name or role.rsplit("/", 1)[-1]) for role, ref in raw.items()]
 
 
 def meter_readings_document(meter: Any, raw: Mapping[str, ArtifactRef], rows: int) -> dict[str, Any]:
@@ -485,9 +490,8 @@ def ingest_meter(ctx: RunContext, *, project_digest: str, meter_id: str) -> dict
         raw[f"raw/{meter.id}/{f.name}"] = ArtifactRef(ref.digest, ref.size, ref.media_type, f.name)
 
     def compute() -> dict[str, ArtifactRef]:
-        refs = list(raw.values())
-        df = read_meter_files([ctx.store.local_path(r.digest) for r in refs], meter=meter,
-                              names=[r.original_name or r.digest for r in refs])
+        inputs = raw_inputs(raw)  # read under the names the derivation records
+        df = read_meter_files([ctx.store.local_path(d) for _, d, _ in inputs], meter=meter, names=[n for _, _, n in inputs])
         # The readings are a derivation of the raw files (mrv.derived), not a second copy: the
         # frame stays cached for the validate step and is recomputed from the raw files elsewhere.
         ref = put_readings(ctx.store, meter_readings_document(meter, raw, len(df)), df, name=f"readings-{meter.id}.json")

@@ -32,7 +32,7 @@ from mrv.methodology.registry import get as get_methodology
 from mrv.package import verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest
 from mrv.pipeline import (
-    calculation_document, concat_readings, contract_context, frame_to_parquet_bytes, json_bytes, meter_readings_document, readings_document,
+    calculation_document, concat_readings, frame_to_parquet_bytes, json_bytes, meter_readings_document, readings_document,
     selection_of, validation_document,
 )
 from mrv.derived import DEVICE_READINGS, INSTRUMENT_READINGS

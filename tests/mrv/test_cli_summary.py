@@ -5,7 +5,6 @@ a VM0047 ARR run are not energy and never show kWh. Real runs of the bundled sam
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 from rich.console import Console

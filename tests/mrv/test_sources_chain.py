@@ -11,7 +11,6 @@ import base64
 import json
 import re
 import zipfile
-from pathlib import Path
 
 import pytest
 
