@@ -9,6 +9,7 @@ byte-identical results. Prefect flows in ``flows/`` only wire these functions to
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -20,6 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,7 @@ import pyarrow.parquet as pq
 from mrv.artifacts import ArtifactRef, LocalArtifactStore
 from mrv.contracts import ContractContext, load_contract
 from mrv.contracts import validate_readings as run_contract  # noqa: F401
-from mrv.contracts.runner import validate_series_frames
+from mrv.contracts.runner import SeriesPart, ValidRows, merge_series_parts, series_mergeable, series_plan, validate_series_frames, validate_series_part
 from mrv.derived import INSTRUMENT_READINGS, METER_READINGS, check_derivation, derivation_document, is_derivation
 from mrv.errors import ArtifactError, ContractBlocked, ContractError, IngestError, MRVError
 from mrv.frames import FramePieces, _concat_columnwise, _utc_array, concat_readings  # noqa: F401  (re-exported)
@@ -544,14 +546,23 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
     }
 
     def compute() -> dict[str, ArtifactRef]:
-        frames = [read_parquet_artifact(ctx.store, ref.digest, consume=True) for _, ref in sorted(inputs.items())]
-        sources = [(role, ref.digest, len(f)) for (role, ref), f in zip(sorted(inputs.items()), frames)]
-        # One frame per meter: validated meter by meter in threads and merged (the same outcome as
-        # the contract on their concatenation, without building it: see validate_series_frames).
-        outcome = validate_series_frames(
-            frames, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit,
-            max_workers=_WORKERS, consume=True, concat_valid=False,
-        )
+        ordered = sorted(inputs.items())
+        ahead = _SERIES.take(ctx.run_id, project_digest, [ref.digest for _, ref in ordered])
+        merged = _merge_ahead(ctx, contract, cctx, get_methodology(spec.methodology), ahead) if ahead is not None else None
+        if merged is not None:  # each meter validated (and treated) as it was read: run_local
+            outcome, valid_rows = merged
+            sources = [(role, ref.digest, a.part.outcome.input_rows) for (role, ref), a in zip(ordered, ahead)]  # type: ignore[union-attr, arg-type]
+        else:
+            frames = [read_parquet_artifact(ctx.store, ref.digest, consume=True) for _, ref in ordered]
+            sources = [(role, ref.digest, len(f)) for (role, ref), f in zip(ordered, frames)]
+            # One frame per meter: validated meter by meter in threads and merged (the same outcome as
+            # the contract on their concatenation, without building it: see validate_series_frames).
+            outcome = validate_series_frames(
+                frames, contract=contract, context=cctx, engine=ctx.settings.contract_engine, gx_row_limit=ctx.settings.gx_row_limit,
+                max_workers=_WORKERS, consume=True, concat_valid=False,
+            )
+            valid_rows = None
+        del ahead
         if outcome.blocked:
             result = put_json(ctx.store, validation_document(outcome), name="validation-result.json")
             try:
@@ -561,13 +572,16 @@ def validate_readings(ctx: RunContext, *, project_digest: str, readings: Mapping
                 raise
         # The valid rows are the readings the contract kept, plus calibration_valid: stored as a
         # row selection over the readings artifacts (mrv.selection), not as a second copy.
-        valid_rows = outcome.valid
-        if not isinstance(valid_rows, FramePieces):
-            pieces = series_pieces(valid_rows, outcome.key)
-            valid_rows = FramePieces(pieces) if len(pieces) > 1 else valid_rows
+        if valid_rows is None:
+            valid_rows = outcome.valid
+            if isinstance(valid_rows, ValidRows):
+                valid_rows = None  # the rows were let go: calculate reads them from the selection
+            elif not isinstance(valid_rows, FramePieces):
+                pieces = series_pieces(valid_rows, outcome.key)
+                valid_rows = FramePieces(pieces) if len(pieces) > 1 else valid_rows
         # Inside run_local the calculation that follows is a pure function of the valid rows held
-        # here: start it now, so it overlaps the writing of the quarantine.
-        ahead = _calculate_ahead(ctx, project_digest, valid_rows)
+        # here (or of their per-series treatments): start it now, so it overlaps the writing of the quarantine.
+        ahead = _calculate_ahead(ctx, project_digest, valid_rows) if valid_rows is not None else None
         with ThreadPoolExecutor(max_workers=1) as pool:
             quarantine = pool.submit(put_frame, ctx.store, outcome.quarantine, name="quarantine.parquet")
             selection = selection_of(outcome, sources)
@@ -587,10 +601,16 @@ def selection_of(outcome: Any, sources: Sequence[tuple[str, str, int]]) -> dict[
     recomputes it from its own outcome."""
     if outcome.kept is None:
         raise ContractError("the contract outcome does not say which input rows it kept")
-    valid = outcome.valid
-    parts = list(valid) if isinstance(valid, FramePieces) else [valid]
-    flags = np.concatenate([p["calibration_valid"].to_numpy(dtype=bool) for p in parts]) if parts else np.zeros(0, bool)
-    kept = outcome.kept
+    valid, kept = outcome.valid, outcome.kept
+    if isinstance(kept, tuple) and isinstance(valid, ValidRows) and len(kept) == len(valid.calibration_valid) == len(sources):
+        # Per input already (merged per-series outcomes): no fleet-size concatenation and split.
+        return selection_document(key=outcome.key, inputs=sources, kept=kept, calibration_valid=list(valid.calibration_valid))
+    if isinstance(valid, ValidRows):
+        flags = valid.flags
+    else:
+        parts = list(valid) if isinstance(valid, FramePieces) else [valid]
+        flags = np.concatenate([p["calibration_valid"].to_numpy(dtype=bool) for p in parts]) if parts else np.zeros(0, bool)
+    kept = np.concatenate(kept) if isinstance(kept, tuple) else kept
     offsets = np.cumsum([0] + [n for _, _, n in sources])
     counts = [int(np.count_nonzero(kept[a:b])) for a, b in zip(offsets[:-1], offsets[1:])]
     per_input = np.split(flags, np.cumsum(counts)[:-1]) if sources else []
@@ -610,6 +630,140 @@ def read_validated(store: LocalArtifactStore, digest: str) -> pd.DataFrame | Fra
         return read_parquet_artifact(store, digest)
     pieces = materialize(doc, lambda d: read_parquet_artifact(store, d))
     return FramePieces(pieces) if len(pieces) != 1 else pieces[0]
+
+
+@dataclass
+class _SeriesWork:
+    """One meter's readings as :func:`_ingest_validate_treat` left them: its contract outcome
+    (``None``: it must be validated with the others) and its methodology treatment (``None``: the
+    calculation needs its rows)."""
+
+    part: SeriesPart | None
+    treated: Any = None
+
+
+class _SeriesAhead:
+    """Per-meter contract outcomes and treatments computed inside :func:`run_local` as each meter
+    is read, keyed by (run, project, readings digest).
+
+    ``validate_readings`` merges them when every input has one and the merge decides the
+    outcome, exactly as :func:`validate_series_frames` would (same compiled contract, same
+    per-series function, same merge); anything else validates the readings as usual. So the
+    fleet's rows are never held together: each meter's frame is read, judged, treated and let go
+    while it is in cache, and the memory is reused by the next one instead of being fresh pages.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: dict[tuple[str, str, str], _SeriesWork] = {}
+
+    def put(self, run_id: str, project_digest: str, readings: str, work: _SeriesWork) -> None:
+        with self._lock:
+            self._items[(run_id, project_digest, readings)] = work
+
+    def take(self, run_id: str, project_digest: str, readings: Sequence[str]) -> list[_SeriesWork] | None:
+        """The work for each of ``readings`` (in order), or ``None`` if any is missing (all are dropped)."""
+        with self._lock:
+            got = [self._items.pop((run_id, project_digest, d), None) for d in readings]
+        return None if any(w is None for w in got) else got  # type: ignore[return-value]
+
+    def forget(self, run_id: str) -> None:
+        with self._lock:
+            for k in [k for k in self._items if k[0] == run_id]:
+                self._items.pop(k)
+
+
+_SERIES = _SeriesAhead()
+
+
+@dataclass
+class _SeriesPlan:
+    """What :func:`_ingest_validate_treat` needs, shared by the meters of one run."""
+
+    contract: Any
+    context: ContractContext
+    compiled: Any
+    methodology: Any
+    sources: dict[str, Any]
+    keep_tables: bool  # an invoice cross-check follows: keep each meter's interval table
+    keep_frames_up_to: int  # rows: below the GX row limit the validate step may use GX on the frames
+    rows_seen: int = 0
+    lock: threading.Lock = dataclass_field(default_factory=threading.Lock)
+
+
+def _series_plan_for(ctx: RunContext, spec: ProjectSpec, *, cross_checks: Sequence[str]) -> _SeriesPlan | None:
+    engine = ctx.settings.contract_engine
+    meters = spec.data_sources.meters
+    if engine == "gx" or len(meters) < 2:
+        return None  # validated as a whole (validate_series_frames)
+    contract = load_contract(METER_CONTRACT)
+    cctx = contract_context(spec)
+    # Rows are not known yet: plan as for native; the validate step checks the engine on the total.
+    compiled = series_plan(contract, context=cctx, engine="native", rows=0, gx_row_limit=0, frames=len(meters))
+    if compiled is None:
+        return None
+    return _SeriesPlan(
+        contract=contract, context=cctx, compiled=compiled, methodology=get_methodology(spec.methodology),
+        sources=calculation_sources(spec), keep_tables=bool(cross_checks),
+        keep_frames_up_to=ctx.settings.gx_row_limit if engine == "auto" else -1,
+    )
+
+
+def _ingest_validate_treat(ctx: RunContext, project_digest: str, meter_id: str, plan: _SeriesPlan | None) -> dict[str, ArtifactRef]:
+    """:func:`ingest_meter`, then (inside run_local) the meter's contract outcome and treatment
+    while its frame is at hand (:class:`_SeriesAhead`)."""
+    out = ingest_meter(ctx, project_digest=project_digest, meter_id=meter_id)
+    if plan is None:
+        return out
+    digest = out[f"readings/{meter_id}"].digest
+    frame = _FRAMES.get(digest)
+    if frame is None:  # a step reused from an earlier run: the validate step reads the readings
+        return out
+    with plan.lock:
+        plan.rows_seen += len(frame)
+        keep = plan.rows_seen <= plan.keep_frames_up_to
+    if not keep:
+        _FRAMES.get(digest, pop=True)
+    spec = load_spec(ctx, project_digest)
+    try:
+        part = validate_series_part(frame, contract=plan.contract, context=plan.context, compiled=plan.compiled)
+    except MRVError:
+        part = None  # the validate step validates all readings together and reports it
+    del frame
+    work = _SeriesWork(part)
+    if part is not None and part.valid_rows:
+        try:
+            work.treated = plan.methodology.treat_series(
+                part.outcome.valid, sources=plan.sources, start=spec.monitoring_period.start_utc,
+                end=spec.monitoring_period.end_utc, keep_tables=plan.keep_tables,
+            )
+        except MRVError:
+            work.treated = None  # calculate computes it from the valid rows and reports it
+        if work.treated is not None:
+            work.part = part.released()
+    _SERIES.put(ctx.run_id, project_digest, digest, work)
+    return out
+
+
+def _merge_ahead(
+    ctx: RunContext, contract: Any, cctx: ContractContext, methodology: Any, ahead: list[_SeriesWork]
+) -> tuple[Any, Any] | None:
+    """The validate step's outcome from the per-meter work of run_local, and what the calculation
+    reads (the combined treatments, or the valid frames); ``None`` when validate_series_frames
+    would not have merged per-series outcomes (then the readings are validated as usual)."""
+    parts = [w.part for w in ahead]
+    if any(p is None for p in parts):
+        return None
+    rows = sum(p.outcome.input_rows for p in parts)  # type: ignore[union-attr]
+    compiled = series_plan(contract, context=cctx, engine=ctx.settings.contract_engine, rows=rows,
+                           gx_row_limit=ctx.settings.gx_row_limit, frames=len(parts))
+    if compiled is None or not series_mergeable(parts, cctx):  # type: ignore[arg-type]
+        return None
+    treated = [w.treated for w in ahead]
+    outcome = merge_series_parts(parts, contract=contract, context=cctx, compiled=compiled, concat_valid=False)  # type: ignore[arg-type]
+    if all(t is not None for t in treated):
+        return outcome, methodology.combine_series(treated)
+    return outcome, None
 
 
 def validation_document(outcome: Any) -> dict[str, Any]:
@@ -742,13 +896,9 @@ def calculation_document(
     datasets: dict[str, pd.DataFrame] = {dataset_key(spec): validated}
     if invoices:
         datasets["invoices"] = pd.concat(list(invoices), ignore_index=True)
-    sources: dict[str, Any] = {"meters": [m.model_dump(mode="json") for m in spec.data_sources.meters], "capacity_kw": spec.capacity_kw}
-    if spec.data_sources.instruments:
-        sources["instruments"] = [i.model_dump(mode="json") for i in spec.data_sources.instruments]
+    sources = calculation_sources(spec)
     if registry is not None:
         sources["devices"] = list(registry)
-    if spec.data_sources.devices is not None:
-        sources["device_interval_minutes"] = spec.data_sources.devices.interval_minutes
     data = MonitoringInput(
         start=spec.monitoring_period.start_utc,
         end=spec.monitoring_period.end_utc,
@@ -762,6 +912,16 @@ def calculation_document(
         "monitoring_period": {"start": period.start.isoformat(), "end": period.end.isoformat(), "timezone": period.timezone},
         **result.to_dict(),
     }
+
+
+def calculation_sources(spec: ProjectSpec) -> dict[str, Any]:
+    """The source metadata a methodology reads (:attr:`MonitoringInput.sources`), but the device registry."""
+    sources: dict[str, Any] = {"meters": [m.model_dump(mode="json") for m in spec.data_sources.meters], "capacity_kw": spec.capacity_kw}
+    if spec.data_sources.instruments:
+        sources["instruments"] = [i.model_dump(mode="json") for i in spec.data_sources.instruments]
+    if spec.data_sources.devices is not None:
+        sources["device_interval_minutes"] = spec.data_sources.devices.interval_minutes
+    return sources
 
 
 def _takes_pieces(methodology: Any) -> bool:
@@ -824,6 +984,9 @@ def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None =
     # GIL-free Arrow/NumPy work) runs, instead of at the start of calculate.
     warm = threading.Thread(target=_warm_units, name="mrv-warm-units", daemon=True)
     warm.start()
+    # The objects alive before the run (modules, caches: hundreds of thousands) are left out of
+    # the collector's full passes for its duration; they cost ~5 % of a fleet run's CPU otherwise.
+    gc.freeze()
     try:
         # Frames written by one step are handed to the next in memory (the artifacts are still written).
         with _FRAMES.activate():
@@ -835,12 +998,15 @@ def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None =
                 return run_local_arr(ctx, digest, spec)
             if source_kind(spec) != "meters":
                 return _run_local_sources(ctx, digest, spec, max_workers=max_workers)
-            with ThreadPoolExecutor(max_workers=max_workers) as pool:
-                futs = {m.id: pool.submit(ingest_meter, ctx, project_digest=digest, meter_id=m.id) for m in spec.data_sources.meters}
-                readings = {m: f.result()[f"readings/{m}"].digest for m, f in futs.items()}
             xcs = [ingest_cross_check(ctx, project_digest=digest, index=i)[f"cross_check/{i}"].digest for i in range(len(spec.data_sources.cross_checks))]
-            warm.join()
             _AHEAD.plan(run_id, xcs)
+            # Each meter is read, validated and treated in one go while its frame is at hand
+            # (_SeriesAhead); the steps and artifacts are the same as one step after the other.
+            plan = _series_plan_for(ctx, spec, cross_checks=xcs)
+            with ThreadPoolExecutor(max_workers=max_workers) as pool:
+                futs = {m.id: pool.submit(_ingest_validate_treat, ctx, digest, m.id, plan) for m in spec.data_sources.meters}
+                readings = {m: f.result()[f"readings/{m}"].digest for m, f in futs.items()}
+            warm.join()
             v = validate_readings(ctx, project_digest=digest, readings=readings)
             c = calculate(ctx, project_digest=digest, validated=v["validated"].digest, cross_checks=xcs)
             return finish_run(ctx, calculation=c["calculation"].digest, validation_result=v["validation_result"].digest, quarantine=v["quarantine"].digest)
@@ -849,6 +1015,8 @@ def run_local(settings: MRVSettings, project_path: Path, *, run_id: str | None =
         raise
     finally:
         _AHEAD.forget(run_id)
+        _SERIES.forget(run_id)
+        gc.unfreeze()
 
 
 def _run_local_sources(ctx: RunContext, digest: str, spec: ProjectSpec, *, max_workers: int) -> dict[str, Any]:

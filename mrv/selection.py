@@ -66,25 +66,30 @@ def selection_document(
     *,
     key: str,
     inputs: Sequence[tuple[str, str, int]],
-    kept: np.ndarray,
+    kept: np.ndarray | Sequence[np.ndarray],
     calibration_valid: Sequence[np.ndarray],
 ) -> dict[str, Any]:
     """The selection of a contract outcome over its inputs.
 
     ``inputs``: ``(role, sha256 digest, rows)`` per input artifact, in the order the contract saw
-    them concatenated. ``kept``: one boolean per input row (that order). ``calibration_valid``:
-    the added column of the kept rows, one array per input (its kept rows, in order).
+    them concatenated. ``kept``: one boolean per input row (that order), as one array or one
+    array per input. ``calibration_valid``: the added column of the kept rows, one array per
+    input (its kept rows, in order).
     """
     total = sum(n for _, _, n in inputs)
-    if len(kept) != total:
-        raise SelectionError(f"the outcome covers {len(kept)} rows, the inputs hold {total}")
+    if isinstance(kept, np.ndarray):
+        if len(kept) != total:
+            raise SelectionError(f"the outcome covers {len(kept)} rows, the inputs hold {total}")
+        offsets = np.cumsum([0] + [n for _, _, n in inputs])
+        per_input = [kept[a:b] for a, b in zip(offsets[:-1], offsets[1:])]
+    else:
+        per_input = list(kept)
+        if len(per_input) != len(inputs) or any(len(k) != n for k, (_, _, n) in zip(per_input, inputs)):
+            raise SelectionError("one kept mask per input, of its length, is needed")
     if len(calibration_valid) != len(inputs):
         raise SelectionError("one calibration_valid array per input is needed")
     series = []
-    offset = 0
-    for (role, digest, n), cal in zip(inputs, calibration_valid):
-        mask = kept[offset : offset + n]
-        offset += n
+    for (role, digest, n), cal, mask in zip(inputs, calibration_valid, per_input):
         cal = np.asarray(cal, dtype=bool)
         if len(cal) != int(np.count_nonzero(mask)):
             raise SelectionError(f"{role}: {len(cal)} calibration flags for {int(np.count_nonzero(mask))} kept rows")

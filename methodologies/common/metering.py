@@ -169,12 +169,15 @@ def conservative_fill_value(observed_values: ArrayLike, direction: Direction) ->
 
 
 def conservative_duplicates(
-    frame: pd.DataFrame, *, keys: Sequence[str], value_col: str, direction_col: str
+    frame: pd.DataFrame, *, keys: Sequence[str], value_col: str, direction_col: str | None = None, direction: str | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Keep one row per ``keys``: the lowest value for exports, the highest for imports.
 
+    The direction is per row (``direction_col``) or one for every row (``direction``).
     Returns ``(kept, dropped)``; ``kept`` preserves the original row order and index.
     """
+    if (direction_col is None) == (direction is None):
+        raise MethodologyError("conservative_duplicates: give either direction_col or direction")
     if frame.empty:
         return frame, frame.iloc[0:0]
     if len(keys) == 1 and _strictly_increasing(frame[keys[0]]):  # sorted, distinct keys: O(n), no hashing
@@ -182,7 +185,8 @@ def conservative_duplicates(
     dup = frame.duplicated(subset=list(keys), keep=False).to_numpy()
     if not dup.any():  # the common case: nothing to choose between
         return frame, frame.iloc[0:0]
-    score = frame[value_col].to_numpy(dtype=np.float64) * conservative_sign(frame[direction_col].to_numpy(dtype=object))
+    sign = conservative_sign(direction) if direction is not None else conservative_sign(frame[direction_col].to_numpy(dtype=object))
+    score = frame[value_col].to_numpy(dtype=np.float64) * sign
     order = (
         frame.assign(_score=score, _pos=np.arange(len(frame)))
         .sort_values([*keys, "_score", "_pos"], kind="mergesort")

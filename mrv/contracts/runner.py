@@ -24,8 +24,9 @@ Gap report: per declared series, the contract's key column first (``meter_id`` f
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -97,8 +98,30 @@ class RuleResult:
 
 
 @dataclass(frozen=True)
+class ValidRows:
+    """What an outcome keeps of its valid rows once the rows themselves were handed on (the
+    pipeline treats each series' valid rows as they are validated, then lets them go): enough for
+    the row selection and the summary, a small fraction of the rows' memory."""
+
+    rows: int
+    calibration_valid: tuple[np.ndarray, ...]  # the added column, per piece of valid rows (input order)
+    lapsed: pd.DataFrame  # <key>, value of the valid rows with calibration_valid false (input order)
+
+    @classmethod
+    def of(cls, valid: pd.DataFrame, key: str) -> "ValidRows":
+        flags = valid["calibration_valid"].to_numpy(dtype=bool)
+        return cls(len(valid), (flags,), valid.loc[~flags, [key, "value"]].reset_index(drop=True))
+
+    @property
+    def flags(self) -> np.ndarray:
+        return np.concatenate(self.calibration_valid) if self.calibration_valid else np.zeros(0, dtype=bool)
+
+
+@dataclass(frozen=True)
 class ValidationOutcome:
-    valid: pd.DataFrame  # input columns + calibration_valid (bool); FramePieces (per series) from validate_series_frames(concat_valid=False)
+    # input columns + calibration_valid (bool); FramePieces (per series) from
+    # validate_series_frames(concat_valid=False); ValidRows from merge_series_parts of released parts
+    valid: pd.DataFrame
     quarantine: pd.DataFrame  # input columns + rule_id, severity, reason
     rules: list[RuleResult]  # contract order
     gaps: pd.DataFrame  # <key>, gap_start, gap_end, missing_intervals, hours, position
@@ -110,8 +133,9 @@ class ValidationOutcome:
     input_rows: int = 0
     key: str = "meter_id"  # the contract's series key column
     # One boolean per input row, in input order (the concatenation of the frames validated):
-    # True where the row is in ``valid`` (see mrv.selection). None when not tracked.
-    kept: np.ndarray | None = None
+    # True where the row is in ``valid`` (see mrv.selection). None when not tracked. A tuple of
+    # one array per frame when per-series outcomes were merged (their concatenation is the mask).
+    kept: np.ndarray | tuple[np.ndarray, ...] | None = None
 
     @property
     def blocked(self) -> bool:
@@ -160,14 +184,17 @@ class ValidationOutcome:
         q_kwh = q["value"].groupby(q_ids.to_numpy()).sum(min_count=1) if len(q) else pd.Series(dtype=float)
         from mrv.frames import FramePieces
 
-        pieces = list(self.valid) if isinstance(self.valid, FramePieces) else [self.valid]
-        lapsed_parts = []
-        for p in pieces:  # most series have no lapsed reading: skip them without indexing
-            bad = ~p["calibration_valid"].to_numpy(dtype=bool)
-            if bad.any() or not lapsed_parts and p is pieces[-1]:
-                lapsed_parts.append(p.loc[bad, [key, "value"]])
-        lapsed = lapsed_parts[0] if len(lapsed_parts) == 1 else pd.concat(lapsed_parts, ignore_index=True)
-        n_valid = sum(len(p) for p in pieces)
+        if isinstance(self.valid, ValidRows):
+            lapsed, n_valid = self.valid.lapsed, self.valid.rows
+        else:
+            pieces = list(self.valid) if isinstance(self.valid, FramePieces) else [self.valid]
+            lapsed_parts = []
+            for p in pieces:  # most series have no lapsed reading: skip them without indexing
+                bad = ~p["calibration_valid"].to_numpy(dtype=bool)
+                if bad.any() or not lapsed_parts and p is pieces[-1]:
+                    lapsed_parts.append(p.loc[bad, [key, "value"]])
+            lapsed = lapsed_parts[0] if len(lapsed_parts) == 1 else pd.concat(lapsed_parts, ignore_index=True)
+            n_valid = sum(len(p) for p in pieces)
         l_rows = lapsed[key].astype(object).value_counts()
         l_kwh = lapsed.groupby(lapsed[key].astype(object))["value"].sum() if len(lapsed) else pd.Series(dtype=float)
         g_hours = self.gaps.groupby(self.gaps[key].astype(object))["hours"].sum() if len(self.gaps) else pd.Series(dtype=float)
@@ -428,23 +455,45 @@ def _gap_report(keys: SeriesKeys, context: ContractContext, *, only: np.ndarray 
     ends.append(np.asarray(edge_e, dtype=np.int64))
     pos.append(np.asarray(edge_p, dtype=object))
     c = np.concatenate(codes)
+    if len(c) == 0:  # no gap (the usual series): the empty report, without building its columns
+        return _no_gaps(keys.key)
     s = np.concatenate(starts)
     e = np.concatenate(ends)
     p = np.concatenate(pos)
     order = np.lexsort((s, c))
     c, s, e, p = c[order], s[order], e[order], p[order]
     ids = np.asarray(keys.ids, dtype=object)
+    return _gap_frame(keys.key, ids[c], s, e, iv_us[c], c, p)
+
+
+def _gap_frame(key: str, ids: np.ndarray, s: np.ndarray, e: np.ndarray, iv: np.ndarray, c: np.ndarray, p: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            keys.key: pd.array(ids[c] if len(c) else [], dtype="string"),
+            key: pd.array(ids if len(c) else [], dtype="string"),
             "gap_start": pd.to_datetime(s, unit="us", utc=True).as_unit("us"),
             "gap_end": pd.to_datetime(e, unit="us", utc=True).as_unit("us"),
-            "missing_intervals": ((e - s) // np.maximum(iv_us[c], 1)).astype(np.int64),
+            "missing_intervals": ((e - s) // np.maximum(iv, 1)).astype(np.int64),
             "hours": (e - s) / US_PER_HOUR,
             "position": pd.array(p.astype(str) if len(p) else [], dtype="string"),
         },
-        columns=list(gap_columns(keys.key)),
+        columns=list(gap_columns(key)),
     )
+
+
+_EMPTY_GAPS: dict[str, pd.DataFrame] = {}
+_EMPTY_LOCK = threading.Lock()
+
+
+def _no_gaps(key: str) -> pd.DataFrame:
+    """The empty gap report (one per key column, handed out as shallow copies: a caller adding a
+    column changes its copy only). Most series of a fleet have no gap, and building the report's
+    columns costs more than finding the gaps."""
+    with _EMPTY_LOCK:
+        frame = _EMPTY_GAPS.get(key)
+        if frame is None:
+            z = np.zeros(0, dtype=np.int64)
+            frame = _EMPTY_GAPS[key] = _gap_frame(key, np.zeros(0, dtype=object), z, z, z, z, np.zeros(0, dtype=object))
+    return frame.copy(deep=False)
 
 
 def _filter_rows(frame: pd.DataFrame, mask: np.ndarray) -> pd.DataFrame:
@@ -477,10 +526,9 @@ def _tz_array(utc: np.ndarray, dtype: pd.DatetimeTZDtype) -> Any:
 
 
 def _empty_quarantine(frame: pd.DataFrame) -> pd.DataFrame:
-    out = frame.iloc[0:0].copy()
-    for c in QUARANTINE_COLUMNS:
-        out[c] = pd.Series([], dtype="string")
-    return out
+    cols: dict[str, Any] = {c: frame[c].array[:0] for c in frame.columns}  # same dtypes (categories too)
+    cols.update({c: pd.array([], dtype="string") for c in QUARANTINE_COLUMNS})
+    return pd.DataFrame(cols, copy=False)
 
 
 # --------------------------------------------------------------------------- the entry point
@@ -704,6 +752,79 @@ def _separable(compiled: CompiledContract, key: str, ids: Sequence[str]) -> bool
     return True
 
 
+@dataclass(frozen=True)
+class SeriesPart:
+    """The contract outcome of one series' frame, to be merged with the others' (:func:`merge_series_parts`)."""
+
+    series: str
+    outcome: ValidationOutcome
+    categories: dict[str, list[Any]]  # the frame's categorical columns' categories
+
+    @property
+    def valid_rows(self) -> int:
+        v = self.outcome.valid
+        return v.rows if isinstance(v, ValidRows) else len(v)
+
+    def released(self) -> "SeriesPart":
+        """This part without its valid rows (kept: what the selection and the summary need)."""
+        v = self.outcome.valid
+        if isinstance(v, ValidRows):
+            return self
+        return replace(self, outcome=replace(self.outcome, valid=ValidRows.of(v, self.outcome.key)))
+
+
+def series_plan(contract: Contract, *, context: ContractContext, engine: Engine, rows: int, gx_row_limit: int, frames: int) -> CompiledContract | None:
+    """The compiled contract when ``frames`` frames of ``rows`` rows in all can be validated one
+    series at a time and merged (:func:`validate_series_frames`), else ``None``."""
+    if resolve_engine(engine, rows=rows, gx_row_limit=gx_row_limit) != "native" or frames < 2:
+        return None
+    compiled = compile_contract(contract, context=context)
+    native.check_supported(compiled.expectations)
+    return compiled if _separable(compiled, contract.key, context.source_ids) else None
+
+
+def validate_series_part(frame: pd.DataFrame, *, contract: Contract, context: ContractContext, compiled: CompiledContract) -> SeriesPart | None:
+    """The outcome of one frame holding one series, on its own; ``None`` when the frame holds
+    several series or rows without one (it must then be validated with the others)."""
+    checked = _check_input(frame, contract)
+    series = _single_series(checked, contract.key)
+    if series is None:
+        return None
+    # A frame of one undeclared series (e.g. a device missing from the registry) is validated on
+    # its own too: its rows fail the row-level membership rule there as in the whole frame, and
+    # the gap report, which covers declared series only, has nothing for it.
+    outcome = _validate(checked, contract=contract, context=context, compiled=compiled, used="native", part=True)
+    cats = {c: list(checked[c].cat.categories) for c in checked.columns if isinstance(checked[c].dtype, pd.CategoricalDtype)}
+    return SeriesPart(series, outcome, cats)
+
+
+def series_mergeable(parts: Sequence[SeriesPart], context: ContractContext) -> bool:
+    """Whether the parts decide the outcome of their concatenation: each series once, every
+    declared series kept a valid row (coverage) and no block rule failed (its message names rows
+    of the whole input). Otherwise the concatenation must be validated as a whole."""
+    series = [p.series for p in parts]
+    return len(set(series)) == len(series) and _mergeable(parts, context)
+
+
+def merge_series_parts(
+    parts: list[SeriesPart], *, contract: Contract, context: ContractContext, compiled: CompiledContract, consume: bool = False,
+    concat_valid: bool = True,
+) -> ValidationOutcome:
+    """The outcome of the concatenation of the parts' frames (in order), when
+    :func:`series_mergeable`. ``consume``: ``parts`` is emptied (its valid frames released as
+    they are copied)."""
+    if not series_mergeable(parts, context):
+        raise ContractError("internal: these per-series outcomes do not decide the whole input")
+    series = [p.series for p in parts]
+    # The categories the concatenated input would have: the union over all frames.
+    categories = {c: sorted(set().union(*(p.categories[c] for p in parts))) for c in parts[0].categories}
+    outcomes = [p.outcome for p in parts]
+    if consume:
+        parts.clear()
+    return _merge(outcomes, series, categories, compiled=compiled, contract=contract, context=context, consume=consume,
+                  concat_valid=concat_valid)
+
+
 def validate_series_frames(
     frames: Sequence[pd.DataFrame],
     *,
@@ -747,50 +868,36 @@ def validate_series_frames(
         frames.clear()
         return validate_readings(df, contract=contract, context=context, engine=used, gx_row_limit=gx_row_limit)
 
-    if used != "native" or len(frames) < 2:
-        return whole()
-    compiled = compile_contract(contract, context=context)
-    native.check_supported(compiled.expectations)
-    ids = context.source_ids
-    if not _separable(compiled, contract.key, ids):
-        return whole()
-    checked = [_check_input(f, contract) for f in frames]
-    series = [_single_series(f, contract.key) for f in checked]
-    # A frame of one undeclared series (e.g. a device missing from the registry) is validated on
-    # its own too: its rows fail the row-level membership rule there as in the whole frame, and
-    # the gap report, which covers declared series only, has nothing for it.
-    if any(s is None for s in series) or len(set(series)) != len(series):
+    compiled = series_plan(contract, context=context, engine=used, rows=total, gx_row_limit=gx_row_limit, frames=len(frames))
+    if compiled is None:
         return whole()
 
-    def one(f: pd.DataFrame) -> ValidationOutcome:
-        return _validate(f, contract=contract, context=context, compiled=compiled, used="native", part=True)
+    def one(f: pd.DataFrame) -> SeriesPart | None:
+        return validate_series_part(f, contract=contract, context=context, compiled=compiled)
 
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="mrv-validate") as pool:
-        parts = list(pool.map(one, checked))
-    if not _mergeable(parts, series, context):
-        del parts, checked
+        parts = list(pool.map(one, frames))
+    if any(p is None for p in parts) or not series_mergeable(parts, context):  # type: ignore[arg-type]
+        del parts
         return whole()
-    # The categories the concatenated input would have: the union over all frames.
-    cat_cols = [c for c in frames[0].columns if isinstance(frames[0][c].dtype, pd.CategoricalDtype)]
-    categories = {c: sorted(set().union(*(f[c].cat.categories for f in frames))) for c in cat_cols}
     if consume:  # from here on, the per-series outcomes hold the only references to the rows
-        del checked
         frames.clear()
-    return _merge(parts, series, categories, compiled=compiled, contract=contract, context=context, consume=consume,
-                  concat_valid=concat_valid)
+    return merge_series_parts(parts, contract=contract, context=context, compiled=compiled, consume=consume,  # type: ignore[arg-type]
+                              concat_valid=concat_valid)
 
 
-def _mergeable(parts: Sequence[ValidationOutcome], series: Sequence[str | None], context: ContractContext) -> bool:
+def _mergeable(parts: Sequence[SeriesPart], context: ContractContext) -> bool:
     """Whether the per-series outcomes decide the whole: every declared series kept a valid row
     (coverage) and no block rule failed (its message names rows of the whole input)."""
-    present = {s for s, p in zip(series, parts) if len(p.valid)}
+    present = {p.series for p in parts if p.valid_rows}
     if any(i not in present for i in context.source_ids):
         return False
-    for i, rule in enumerate(parts[0].rules):
-        if rule.severity is Severity.block and not all(p.rules[i].success for p in parts):
-            if rule.unexpected_count or any(p.rules[i].unexpected_count for p in parts):
+    outcomes = [p.outcome for p in parts]
+    for i, rule in enumerate(outcomes[0].rules):
+        if rule.severity is Severity.block and not all(o.rules[i].success for o in outcomes):
+            if rule.unexpected_count or any(o.rules[i].unexpected_count for o in outcomes):
                 return False  # a row-level block rule failed
     return True
 
@@ -849,11 +956,16 @@ def _merge(
     gap_parts = [parts[j].gaps for j in order if len(parts[j].gaps)]
     gaps = pd.concat(gap_parts, ignore_index=True) if gap_parts else parts[order[0]].gaps.iloc[0:0].reset_index(drop=True)
     input_rows = sum(p.input_rows for p in parts)
-    kept = np.concatenate([p.kept for p in parts]) if all(p.kept is not None for p in parts) else None
+    kept = tuple(p.kept for p in parts) if all(p.kept is not None for p in parts) else None  # per input (see ValidationOutcome)
     valid_parts = [p.valid for p in parts]
     if consume:
         parts.clear()  # the valid frames are now referenced only by valid_parts, released one by one
-    if concat_valid:
+    if any(isinstance(v, ValidRows) for v in valid_parts):
+        released = [v if isinstance(v, ValidRows) else ValidRows.of(v, contract.key) for v in valid_parts]
+        lapsed = [v.lapsed for v in released if len(v.lapsed)] or [released[-1].lapsed]
+        valid = ValidRows(sum(v.rows for v in released), tuple(f for v in released for f in v.calibration_valid),
+                          concat_readings(lapsed, categories={contract.key: categories[contract.key]} if contract.key in categories else None))
+    elif concat_valid:
         valid = concat_readings(valid_parts, categories=categories, consume=consume)
     else:
         from mrv.frames import FramePieces, with_categories

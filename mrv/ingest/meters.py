@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -194,6 +195,27 @@ def read_csv_columns(
 # --------------------------------------------------------------------------- values
 
 
+_NONE = np.zeros(0, dtype=np.int64)
+_ROWS_LOCK = threading.Lock()
+_ROWS = np.arange(1, 1, dtype=np.int64)
+
+
+def row_numbers(n: int) -> npt.NDArray[np.int64]:
+    """``1..n`` (the 1-based rows of a file read whole), read-only: a view of one shared array
+    grown as needed, so a fleet of same-size files does not allocate (and fault in) a fresh
+    column per file. Consumers only read it (a write raises instead of changing another file's rows)."""
+    global _ROWS
+    rows = _ROWS
+    if len(rows) < n:
+        with _ROWS_LOCK:
+            if len(_ROWS) < n:
+                grown = np.arange(1, max(n, 2 * len(_ROWS)) + 1, dtype=np.int64)
+                grown.flags.writeable = False
+                _ROWS = grown
+            rows = _ROWS
+    return rows[:n]
+
+
 def parse_numbers(arr: pa.ChunkedArray | pa.Array, *, file: str, column: str, rows: npt.NDArray[np.int64], label: str = "value") -> npt.NDArray[np.float64]:
     """Numbers from a text or numeric column; null -> NaN; text that is not a number -> IngestError."""
     t = arr.type
@@ -215,7 +237,9 @@ def parse_numbers(arr: pa.ChunkedArray | pa.Array, *, file: str, column: str, ro
     else:
         raise IngestError(f"{_where(file)}: column {column!r} has type {t}, expected numbers")
     values = np.asarray(values, dtype=np.float64)
-    bad = np.flatnonzero(np.isinf(values))
+    # A sum that is not ±inf proves no value is (inf propagates; NaN cells are allowed): one pass,
+    # no mask. Else (or on overflow) look for the infinite values themselves.
+    bad = np.flatnonzero(np.isinf(values)) if np.isinf(np.add.reduce(values)) else _NONE
     if len(bad):
         raise IngestError(f"{_where(file, int(rows[bad[0]]))}: {label} {values[bad[0]]} in column {column!r} is not a finite number{_and_more(len(bad))}")
     return values
@@ -386,7 +410,7 @@ def _read_parquet(path: Path, meter: Meter, name: str) -> _FileData:
         raise IngestError(f"{_where(file)}: not a readable Parquet file ({exc})") from None
     if table.num_rows == 0:
         raise IngestError(f"{_where(file)}: no data rows")
-    rows = np.arange(1, table.num_rows + 1, dtype=np.int64)
+    rows = row_numbers(table.num_rows)
     return _FileData(
         times=_parse_time_column(table.column(meter.timestamp_column), file=file, column=meter.timestamp_column, rows=rows, meter=meter),
         values=parse_numbers(table.column(meter.value_column), file=file, column=meter.value_column, rows=rows),
@@ -537,7 +561,7 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter, names: Sequence[str
         if label_end:
             ts = ts - interval_us
         values = values * factor if factor != 1.0 else values
-        register = np.full(len(values), np.nan)
+        register = np.broadcast_to(np.float64(np.nan), (len(values),))  # read-only, no allocation: interval meters have none
         if len(ts) > 1 and not bool(np.all(ts[1:] >= ts[:-1])):
             order = np.argsort(ts, kind="stable")
             ts, values, rows = ts[order], values[order], rows[order]
@@ -564,7 +588,7 @@ def read_meter_files(files: Sequence[Path], *, meter: Meter, names: Sequence[str
             "ts": pd.Series(utc_datetime_array(np.ascontiguousarray(ts, dtype=np.int64)), copy=False),
             "value": np.ascontiguousarray(values, dtype=np.float64),
             "unit": categorical(zeros, ["kWh"]),
-            "register": np.ascontiguousarray(register, dtype=np.float64),
+            "register": register if register.strides == (0,) else np.ascontiguousarray(register, dtype=np.float64),
             "source_file": source_file,
             "source_row": np.ascontiguousarray(rows, dtype=np.int64),
         },

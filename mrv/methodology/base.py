@@ -390,6 +390,19 @@ class Methodology(ABC):
     def aggregate(self, data: MonitoringInput, *, trace: Trace) -> tuple[dict[str, float], list[dict[str, Any]]]:
         """Validated frames -> monitored values (in the declared units) and the treatments applied."""
 
+    def treat_series(self, piece: pd.DataFrame, *, sources: Mapping[str, Any], start: datetime, end: datetime, keep_tables: bool) -> Any:
+        """Optional first stage of :meth:`aggregate`, one series at a time: the per-series
+        treatments of the valid rows in ``piece``, as an object that stands for them in a
+        :class:`MonitoringInput` (the pipeline treats each series as it is validated, then lets its
+        rows go). ``None`` (the default): :meth:`aggregate` needs the rows themselves.
+        ``keep_tables``: the aggregation will also cross-check invoices."""
+        return None
+
+    def combine_series(self, parts: list[Any]) -> Any:
+        """The :meth:`treat_series` results of consecutive pieces as one (what stands for the
+        whole dataset in a :class:`MonitoringInput`)."""
+        raise NotImplementedError(f"{self.id} does not treat series one at a time")
+
     @abstractmethod
     def calculate(
         self, *, parameters: Mapping[str, ParameterValue], monitored: Mapping[str, float], trace: Trace

@@ -18,10 +18,13 @@ treatment of imperfect meter data).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
+import pandas as pd
+
 from methodologies.cdm_acm0002.v22 import clauses
-from methodologies.cdm_acm0002.v22.monitoring import aggregate_meter_readings
+from methodologies.cdm_acm0002.v22.monitoring import TreatedSeries, aggregate_meter_readings, treat_series
 from methodologies.cdm_tool07 import v7 as tool07
 from mrv.errors import ParameterError
 from mrv.methodology import (
@@ -138,6 +141,12 @@ class ACM0002(Methodology):
 
     def aggregate(self, data: MonitoringInput, *, trace: Trace) -> tuple[dict[str, float], list[dict[str, Any]]]:
         return aggregate_meter_readings(data, trace=trace)
+
+    def treat_series(self, piece: pd.DataFrame, *, sources: Mapping[str, Any], start: datetime, end: datetime, keep_tables: bool) -> TreatedSeries:
+        return treat_series(piece, sources=sources["meters"], start=start, end=end, keep_tables=keep_tables)
+
+    def combine_series(self, parts: list[Any]) -> TreatedSeries:
+        return TreatedSeries.combine(parts)
 
     def calculate(
         self, *, parameters: Mapping[str, ParameterValue], monitored: Mapping[str, float], trace: Trace

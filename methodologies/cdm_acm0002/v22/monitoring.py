@@ -62,7 +62,8 @@ def _meters(raw: Any) -> dict[str, MeterInfo]:
             info = MeterInfo(str(m["id"]), str(m["direction"]), float(m["accuracy_class"]), int(m.get("interval_minutes", 15)))
         except (KeyError, TypeError, ValueError) as exc:
             raise MethodologyError(f"ACM0002: meter entry {m!r} lacks id, direction or accuracy_class ({exc})") from None
-        mt.conservative_sign(info.direction)  # validates
+        if info.direction not in (mt.EXPORT, mt.IMPORT):
+            mt.conservative_sign(info.direction)  # raises, naming the bad direction
         out[info.id] = info
     return dict(sorted(out.items()))
 
@@ -157,6 +158,55 @@ class _Deferred:
             getattr(rec, name)(*args, **kwargs)
 
 
+@dataclass(frozen=True)
+class TreatedMeter:
+    """Steps 1-5 of one meter, done on its valid rows ahead of the aggregation (:func:`treat_series`)."""
+
+    kWh: float  # Σ interval energy after the treatments [kWh]
+    deferred: _Deferred  # the treatments, replayed into the trace in meter order
+    table: pd.DataFrame | None  # ts, kWh per interval; kept only for an invoice cross-check
+
+
+class TreatedSeries(dict):  # type: ignore[type-arg]
+    """``meter id -> TreatedMeter`` for every declared meter: stands for the readings dataset of a
+    :class:`MonitoringInput` whose meters were treated series by series as their valid rows came
+    in (the pipeline's local runner), so the fleet's readings need not be held until the end.
+    The aggregation from it equals the aggregation from the readings themselves."""
+
+    @classmethod
+    def combine(cls, parts: "list[TreatedSeries]") -> "TreatedSeries":
+        out = cls()
+        for part in parts:
+            clash = set(out) & set(part)
+            if clash:  # a meter's rows in two pieces: its treatment needs them together
+                raise MethodologyError(f"ACM0002: meter(s) {', '.join(sorted(clash))} treated in two pieces")
+            out.update(part)
+        return out
+
+
+def treat_series(
+    piece: pd.DataFrame, *, sources: Any, start: Any, end: Any, keep_tables: bool
+) -> TreatedSeries:
+    """Steps 1-5 for the meters whose valid rows are in ``piece`` (a contiguous part of the
+    validated readings, e.g. one meter's). Pure; ``keep_tables`` keeps the interval tables
+    (needed by the invoice cross-check, step 6)."""
+    meters = _meters(sources)
+    start, end = mt.to_utc(start), mt.to_utc(end)
+    df = _prepare_readings(piece, meters)
+    blocks = _meter_blocks(df)
+    if blocks is not None:
+        rows_of = {mid: df.iloc[lo:hi] for mid, (lo, hi) in blocks.items()}
+    else:
+        rows_of = {str(mid): df.iloc[pos] for mid, pos in df.groupby("meter_id", observed=True, sort=False).indices.items()}
+    out = TreatedSeries()
+    for mid in meters:
+        if mid in rows_of:
+            buf = _Deferred()
+            table = _treat_meter(meters[mid], rows_of[mid], start, end, buf)  # type: ignore[arg-type]
+            out[mid] = TreatedMeter(_energy(table), buf, table if keep_tables else None)
+    return out
+
+
 def _reading_pieces(data: MonitoringInput) -> list[pd.DataFrame]:
     """The readings as consecutive pieces: the frame itself, or the per-meter frames of a
     ``FramePieces`` (which stand for their concatenation, never built)."""
@@ -169,44 +219,58 @@ def _reading_pieces(data: MonitoringInput) -> list[pd.DataFrame]:
 
 
 def _prepare_readings(raw: pd.DataFrame, meters: dict[str, MeterInfo]) -> pd.DataFrame:
+    """The readings with the columns the treatments read, in the dtypes they expect: meter_id
+    (categorical of str), ts (UTC), value (float64), calibration_valid (bool), source_file
+    (categorical). Columns already in shape are shared, not copied; a frame entirely in shape
+    (the pipeline's validated readings) is returned as it is."""
     missing_cols = [c for c in READING_COLUMNS if c not in raw.columns]
     if missing_cols:
         raise MethodologyError(
             f"ACM0002: {READINGS} lacks column(s) {', '.join(missing_cols)} (is it the contract-validated frame?)"
         )
-    raw = raw.reset_index(drop=True)
+    if not (isinstance(raw.index, pd.RangeIndex) and raw.index.start == 0 and raw.index.step == 1):
+        raw = raw.reset_index(drop=True)
+    columns = {c: raw[c] for c in (*READING_COLUMNS, "source_file") if c in raw.columns}
+    shaped = len(columns) == len(READING_COLUMNS) + 1  # every column present and (so far) unchanged
     # Categoricals keep this vectorised: per-element string conversion dominates on fleet-size data.
-    meter_cat = raw["meter_id"].astype("category")
+    meter_cat = columns["meter_id"]
+    if not isinstance(meter_cat.dtype, pd.CategoricalDtype):
+        meter_cat, shaped = meter_cat.astype("category"), False
     cats = [str(c) for c in meter_cat.cat.categories]
     unknown = sorted(set(cats) - set(meters))
     if unknown:
         raise MethodologyError(f"ACM0002: readings for meter(s) {', '.join(unknown)} not in the project's meter list")
-    codes = meter_cat.cat.codes.to_numpy()
-    # Direction as a categorical (one small code per row): an object column of per-row strings
-    # would be re-encoded as a string array by pandas, costing seconds on fleet-size data.
-    if cats:
-        dir_cats = sorted({meters[c].direction for c in cats})
-        dir_codes = np.array([dir_cats.index(meters[c].direction) for c in cats] + [-1], dtype=np.int8)[codes]
-        direction = pd.Categorical.from_codes(dir_codes, categories=dir_cats)
-    else:
-        direction = np.array([], dtype=object)
-    valid_flag = raw["calibration_valid"]
+    if cats and list(meter_cat.cat.categories) != cats:
+        meter_cat, shaped = meter_cat.cat.rename_categories(cats), False
+    valid_flag = columns["calibration_valid"]
     if valid_flag.dtype != np.dtype(bool):  # a plain bool column has no missing flag to fill
         # A reading without a calibration flag is treated as not calibrated (conservative).
-        valid_flag = valid_flag.astype("boolean").fillna(False).astype(bool)
-    value = raw["value"]
+        valid_flag, shaped = valid_flag.astype("boolean").fillna(False).astype(bool), False
+    value = columns["value"]
     if value.dtype != np.dtype(np.float64):
-        value = pd.to_numeric(value, errors="coerce").astype(np.float64)
-    df = pd.DataFrame({
-        "meter_id": meter_cat.cat.rename_categories(cats) if cats else meter_cat,
-        "ts": _utc(raw["ts"]),
-        "value": value,
-        "calibration_valid": valid_flag,
-        "source_file": raw["source_file"].astype("category") if "source_file" in raw.columns else "",
-        "direction": direction,
-        # (the accuracy class is per meter: _treat_meter takes it from MeterInfo, not per row)
-    }, copy=False)  # columns by reference: copying fleet-size readings here only costs memory
-    return df
+        value, shaped = pd.to_numeric(value, errors="coerce").astype(np.float64), False
+    source_file = columns["source_file"] if "source_file" in columns else pd.Series("", index=raw.index)
+    if not isinstance(source_file.dtype, pd.CategoricalDtype):
+        source_file, shaped = source_file.astype("category"), False
+    ts = columns["ts"]
+    if not (isinstance(ts.dtype, pd.DatetimeTZDtype) and str(ts.dtype.tz) == "UTC"):
+        ts, shaped = _utc(ts), False
+    if shaped:
+        return raw  # already in shape (other columns are never read)
+    # (direction and accuracy class are per meter: _treat_meter takes them from MeterInfo, not per row)
+    return pd.DataFrame(
+        {"meter_id": meter_cat, "ts": ts, "value": value, "calibration_valid": valid_flag, "source_file": source_file}, copy=False
+    )  # columns by reference: copying fleet-size readings here only costs memory
+
+
+def _inside(ts: pd.Series, start: pd.Timestamp, end: pd.Timestamp) -> bool:
+    """Whether every timestamp is known to lie in ``[start, end)`` from the column's extremes
+    (integer reductions on UTC microseconds); ``False`` means "not shown", not "outside"."""
+    if not (isinstance(ts.dtype, pd.DatetimeTZDtype) and ts.dtype.unit == "us") or len(ts) == 0:
+        return False
+    a = np.asarray(ts.array.asi8)
+    lo = int(a.min())  # NaT is int64 min: it fails the bound below and the rows get the full test
+    return lo * 1000 >= start.value and int(a.max()) * 1000 < end.value  # Timestamp.value: ns
 
 
 def _utc(ts: pd.Series) -> pd.Series:
@@ -241,6 +305,9 @@ def _meter_blocks(df: pd.DataFrame) -> dict[str, tuple[int, int]] | None:
     codes = df["meter_id"].cat.codes.to_numpy()
     if len(codes) == 0:
         return {}
+    lo = int(codes.min())
+    if lo == int(codes.max()):  # one meter (the pipeline's per-meter pieces): one block, no scan
+        return {str(df["meter_id"].cat.categories[lo]): (0, len(codes))} if lo >= 0 else {}
     starts = np.r_[0, np.flatnonzero(codes[1:] != codes[:-1]) + 1]
     block_codes = codes[starts]
     if len(np.unique(block_codes)) != len(block_codes):
@@ -255,8 +322,11 @@ def _treat_meter(
 ) -> pd.DataFrame:
     """Steps 1-5 for one meter. Returns the interval table ``ts, kWh`` (observed rows + filled gaps)."""
     # 1. outside the monitoring period
-    outside = (rows["ts"] < start) | (rows["ts"] >= end)
-    any_outside = bool(outside.any())
+    if _inside(rows["ts"], start, end):  # the usual case, from the extremes alone
+        any_outside = False
+    else:
+        outside = (rows["ts"] < start) | (rows["ts"] >= end)
+        any_outside = bool(outside.any())
     if any_outside:
         out = rows[outside]
         total = float(out["value"].sum(skipna=True))
@@ -271,7 +341,9 @@ def _treat_meter(
         rows = rows[~outside]
 
     # 2. non-finite values become missing intervals
-    bad = ~np.isfinite(rows["value"].to_numpy(dtype=np.float64))
+    values = rows["value"].to_numpy(dtype=np.float64)
+    # A finite sum proves every value finite (NaN and ±inf propagate): one pass, no mask.
+    bad = np.zeros(0, dtype=bool) if np.isfinite(np.add.reduce(values)) else ~np.isfinite(values)
     if bad.any():
         b = rows[bad]
         tot = float(rows["value"].sum(skipna=True))
@@ -283,7 +355,7 @@ def _treat_meter(
         rows = rows[~bad]
 
     # 3. duplicated intervals
-    kept, dropped = mt.conservative_duplicates(rows, keys=["ts"], value_col="value", direction_col="direction")
+    kept, dropped = mt.conservative_duplicates(rows, keys=["ts"], value_col="value", direction=m.direction)
     if len(dropped):
         before, after = float(rows["value"].sum()), float(kept["value"].sum())
         rec.meter("duplicate_intervals", m, symbol="adj_duplicate", clause=clauses.DUPLICATES,
@@ -295,8 +367,13 @@ def _treat_meter(
 
     # 4. delayed / lapsed calibration: maximum permissible error, conservative direction
     values = rows["value"].to_numpy(dtype=np.float64)
-    lapsed = ~rows["calibration_valid"].to_numpy(dtype=bool)
-    adjusted = mt.apply_mpe(values, m.accuracy_class, m.direction, lapsed)
+    calibrated = rows["calibration_valid"].to_numpy(dtype=bool)
+    if calibrated.all():  # nothing to bound: the values as they are (no copy)
+        mt.mpe_bound(values[:0], m.accuracy_class, m.direction)  # the arguments are still checked
+        lapsed, adjusted = np.zeros(0, dtype=bool), values
+    else:
+        lapsed = ~calibrated
+        adjusted = mt.apply_mpe(values, m.accuracy_class, m.direction, lapsed)
     if lapsed.any():
         lr = rows[lapsed]
         factor = "(1 − MPE)" if m.direction == mt.EXPORT else "(1 + MPE)"
@@ -311,7 +388,7 @@ def _treat_meter(
 
     # 5. missing intervals on the meter's regular grid
     missing = _missing_intervals(rows["ts"], start, end, m.interval_minutes)
-    table = pd.DataFrame({"ts": rows["ts"].reset_index(drop=True), "kWh": adjusted}, copy=False)
+    table = pd.DataFrame({"ts": rows["ts"].array, "kWh": adjusted}, copy=False)
     if len(missing):
         try:
             fill = mt.conservative_fill_value(adjusted, m.direction)  # type: ignore[arg-type]
@@ -338,6 +415,11 @@ def _treat_meter(
             filled = pd.DataFrame({"ts": pd.Series(missing), "kWh": np.full(len(missing), fill)})
             table = pd.concat([table, filled], ignore_index=True)
     return table
+
+
+def _energy(table: pd.DataFrame) -> float:
+    """Σ kWh of a treated interval table [kWh] (finite values only: step 2 dropped the others)."""
+    return float(np.add.reduce(table["kWh"].to_numpy(dtype=np.float64)))
 
 
 def _cross_check_invoices(
@@ -456,11 +538,11 @@ def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[di
     start, end = mt.to_utc(data.start), mt.to_utc(data.end)
     if end <= start:
         raise MethodologyError(f"ACM0002: empty monitoring period [{start}, {end})")
+    treated = data.datasets.get(READINGS)
+    if isinstance(treated, TreatedSeries):
+        return _aggregate_treated(treated, meters, data, start, end, trace)
     raw_pieces = _reading_pieces(data)
     pieces = [_prepare_readings(p, meters) for p in raw_pieces]
-    rec = _Recorder(trace)
-
-    tables: dict[str, pd.DataFrame] = {}
     # Each meter's rows as a slice (not a copy) when they form one contiguous block in one piece
     # (the usual case: one piece per meter, or one frame ordered by meter) ...
     where: dict[str, tuple[int, int, int]] = {}  # meter -> (piece, lo, hi)
@@ -502,11 +584,29 @@ def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[di
             done = list(pool.map(treat, meters.items()))
     else:
         done = [treat(item) for item in meters.items()]
-    for mid, (table, buf) in zip(meters, done):
-        buf.replay(rec)
-        tables[mid] = table
+    treated = TreatedSeries((mid, TreatedMeter(_energy(table), buf, table)) for mid, (table, buf) in zip(meters, done))
+    return _aggregate_treated(treated, meters, data, start, end, trace)
 
-    per_meter = {mid: float(t["kWh"].sum()) for mid, t in tables.items()}
+
+def _aggregate_treated(
+    treated: TreatedSeries, meters: dict[str, MeterInfo], data: MonitoringInput, start: pd.Timestamp, end: pd.Timestamp, trace: Trace
+) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Record each meter's treatments (meter order), then the totals and the invoice cross-check."""
+    rec = _Recorder(trace)
+    lacking = [mid for mid in meters if mid not in treated]
+    if lacking:
+        raise MethodologyError(f"ACM0002: the treated readings lack meter(s) {', '.join(lacking)}")
+    invoices = data.datasets.get(INVOICES)
+    tables: dict[str, pd.DataFrame] = {}
+    for mid in meters:
+        t = treated[mid]
+        t.deferred.replay(rec)
+        if t.table is not None:
+            tables[mid] = t.table
+    if invoices is not None and len(invoices) and len(tables) != len(meters):
+        raise MethodologyError("ACM0002: the invoice cross-check needs each meter's interval table (treat_series keep_tables=True)")
+
+    per_meter = {mid: treated[mid].kWh for mid in meters}
     for mid, kwh in per_meter.items():
         trace.record(f"EG_meter[{mid}]", kwh, "kWh", equation="Σ interval energy after treatments (MPE, gaps, duplicates)",
                      clause=clauses.EG_FACILITY, inputs={"direction": meters[mid].direction,
@@ -514,7 +614,6 @@ def aggregate_meter_readings(data: MonitoringInput, *, trace: Trace) -> tuple[di
     export_kwh = sum(v for k, v in per_meter.items() if meters[k].direction == mt.EXPORT)
     import_kwh = sum(v for k, v in per_meter.items() if meters[k].direction == mt.IMPORT)
 
-    invoices = data.datasets.get(INVOICES)
     adj_exp = adj_imp = 0.0
     n_periods = n_flagged = 0
     if invoices is not None and len(invoices):

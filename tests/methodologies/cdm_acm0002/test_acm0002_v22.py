@@ -511,3 +511,51 @@ def test_conservative_treatments_never_raise_the_result(case, cm):
     untreated = ACM0002().run(raw_parameters=raw, monitored={"EG_export_y": raw_net_kwh / 1000.0, "EG_import_y": 0.0})
     assert treated.quantities["ER_y"][0] <= untreated.quantities["ER_y"][0] + 1e-9
     assert treated.issuable_tCO2e <= untreated.issuable_tCO2e
+
+
+# --- treated one series at a time (the pipeline's local runner) -------------------------------------
+
+
+def _treated_per_meter(data, *, keep_tables):
+    """What the pipeline hands the aggregation: each meter's valid rows treated on their own."""
+    m = ACM0002()
+    df = data.datasets["meter_readings"]
+    pieces = [df[df["meter_id"] == mid].reset_index(drop=True) for mid in pd.unique(df["meter_id"])]
+    treated = m.combine_series([
+        m.treat_series(p, sources=data.sources, start=data.start, end=data.end, keep_tables=keep_tables) for p in pieces
+    ])
+    datasets = {**data.datasets, "meter_readings": treated}
+    return MonitoringInput(start=data.start, end=data.end, datasets=datasets, sources=data.sources)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=meter_data())
+def test_treating_each_series_first_gives_the_same_aggregation(case):
+    data, _ = case
+    present = set(data.datasets["meter_readings"]["meter_id"])
+    if present != {"E1", "E2", "I1"}:
+        # A meter without any row is treated with the others' (the pipeline's contract blocks
+        # such a run before the calculation): the per-series path refuses it rather than guess.
+        with pytest.raises(MethodologyError, match="lack meter"):
+            aggregate(_treated_per_meter(data, keep_tables=True))
+        return
+    expected, expected_treatments, expected_trace = aggregate(data)
+    got, got_treatments, got_trace = aggregate(_treated_per_meter(data, keep_tables="invoices" in data.datasets))
+    assert got == expected  # exactly: the same per-meter arithmetic in the same order
+    assert got_treatments == expected_treatments
+    assert json.dumps(got_trace.to_list(), sort_keys=True, default=str) == json.dumps(expected_trace.to_list(), sort_keys=True, default=str)
+
+
+def test_per_series_treatments_refuse_what_they_cannot_stand_for():
+    rows = hourly("E1", [1000.0] * 4) + hourly("I1", [10.0] * 4)
+    inv = invoices([("00:00", "02:00", 1.975, "export")])
+    # The invoice cross-check needs the interval tables: treated without them, it is refused.
+    with pytest.raises(MethodologyError, match="interval table"):
+        aggregate(_treated_per_meter(data_for(rows, inv), keep_tables=False))
+    # A meter's rows split over two pieces cannot be treated apart.
+    m = ACM0002()
+    d = data_for(rows)
+    df = d.datasets["meter_readings"]
+    halves = [df.iloc[:2], df.iloc[2:]]
+    with pytest.raises(MethodologyError, match="two pieces"):
+        m.combine_series([m.treat_series(h, sources=d.sources, start=d.start, end=d.end, keep_tables=False) for h in halves])

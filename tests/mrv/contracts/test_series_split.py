@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mrv.contracts import ContractContext, load_contract, validate_readings
@@ -87,3 +87,28 @@ def test_per_series_validation_equals_whole_frame(frames):
     assert json_bytes(validation_document(split)) == json_bytes(validation_document(whole))
     _parquet_roundtrip_equal(split.valid, whole.valid)
     _parquet_roundtrip_equal(split.quarantine, whole.quarantine)
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(frames=meter_frames())
+def test_parts_whose_rows_were_let_go_merge_to_the_same_result(frames):
+    """The pipeline's local runner validates each meter as it is read and keeps only what the
+    selection and the summary need (ValidRows): the documents are those of the whole frame."""
+    from mrv.contracts.runner import merge_series_parts, series_mergeable, series_plan, validate_series_part
+    from mrv.pipeline import selection_of
+
+    assume(len(frames) >= 2)
+    contract = load_contract("meter_readings")
+    whole = validate_readings(concat_readings(frames), contract=contract, context=CONTEXT, engine="native")
+    compiled = series_plan(contract, context=CONTEXT, engine="native", rows=0, gx_row_limit=0, frames=len(frames))
+    assert compiled is not None
+    parts = [validate_series_part(f, contract=contract, context=CONTEXT, compiled=compiled) for f in frames]
+    assume(all(p is not None for p in parts) and series_mergeable(parts, CONTEXT))  # else validated whole (other tests)
+    released = [p.released() for p in parts]
+    merged = merge_series_parts(released, contract=contract, context=CONTEXT, compiled=compiled)
+    pd.testing.assert_frame_equal(merged.quarantine, whole.quarantine)
+    pd.testing.assert_frame_equal(merged.gaps, whole.gaps)
+    assert json_bytes(validation_document(merged)) == json_bytes(validation_document(whole))
+    sources = [(f"readings/{i}", f"sha256:{i:064x}", len(f)) for i, f in enumerate(frames)]
+    assert selection_of(merged, sources) == selection_of(whole, sources)
