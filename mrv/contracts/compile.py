@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -229,6 +229,82 @@ def format_values(s: pd.Series) -> pa.Array:
     return pc.fill_null(text.cast(TEXT), "missing")
 
 
+# --------------------------------------------------------------------------- column facts
+
+FactKind = Literal["number", "instant", "bool", "category"]
+_NAT = np.iinfo(np.int64).min
+
+
+@dataclass(frozen=True)
+class ColumnFacts:
+    """Exact facts about a column's values that are cheap to get (like Parquet column statistics):
+    from them a check can prove that no row fails without judging each row.
+
+    ``kind`` says how the evaluator compares the values: ``number`` (as float64), ``instant``
+    (int64 UTC microseconds), ``bool`` or ``category``. ``lo``/``hi`` are the smallest and largest
+    non-null value in that form (for a category: both the one category every non-null row has);
+    ``None`` when not known (no non-null value, or several categories).
+    """
+
+    kind: FactKind
+    nulls: bool  # some row's value is missing
+    lo: Any = None
+    hi: Any = None
+
+    @property
+    def constant(self) -> bool:
+        """Every non-null value is ``lo``."""
+        return self.lo is not None and self.lo == self.hi
+
+
+def _range(a: np.ndarray) -> tuple[Any, Any]:
+    """(min, max) of a non-empty array; O(1) for a broadcast constant (stride 0)."""
+    if a.strides == (0,):
+        return a[0], a[0]
+    return a.min(), a.max()
+
+
+def column_facts(values: pd.Series | pd.Categorical | np.ndarray) -> ColumnFacts | None:
+    """The facts of a column (None for an empty column or a dtype without them: the checks then
+    judge each row). A few reductions over the values; O(1) for a broadcast constant."""
+    if len(values) == 0:
+        return None
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        codes = (values.array if isinstance(values, pd.Series) else values).codes
+        lo, hi = _range(codes)
+        if lo < 0:  # a null: which categories the others have is not known without a pass
+            return ColumnFacts("category", True)
+        value = dtype.categories[int(lo)] if lo == hi else None
+        return ColumnFacts("category", False, value, value)
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        if dtype.unit != "us":  # the evaluator compares these after a unit conversion: no facts
+            return None
+        us = np.asarray(values.array.asi8 if isinstance(values, pd.Series) else values.asi8)
+        lo, hi = _range(us)
+        if lo != _NAT:
+            return ColumnFacts("instant", False, int(lo), int(hi))
+        if hi == _NAT:  # every row NaT
+            return ColumnFacts("instant", True)
+        return ColumnFacts("instant", True, int(us[us != _NAT].min()), int(hi))
+    if not isinstance(dtype, np.dtype):
+        return None
+    a = values.to_numpy() if isinstance(values, pd.Series) else np.asarray(values)
+    if dtype.kind == "b":
+        lo, hi = _range(a)
+        return ColumnFacts("bool", False, bool(lo), bool(hi))
+    if dtype.kind in "iu":
+        lo, hi = _range(a)
+        return ColumnFacts("number", False, float(lo), float(hi))
+    if dtype.kind == "f":
+        lo, hi = _range(a)  # NaN (missing) propagates through min and max
+        if not (np.isnan(lo) or np.isnan(hi)):
+            return ColumnFacts("number", False, float(lo), float(hi))
+        lo, hi = (lo, hi) if a.strides == (0,) else (np.fmin.reduce(a), np.fmax.reduce(a))  # NaN-skipping
+        return ColumnFacts("number", True) if np.isnan(lo) else ColumnFacts("number", True, float(lo), float(hi))
+    return None
+
+
 # --------------------------------------------------------------------------- per-series keys
 
 
@@ -287,7 +363,7 @@ class SeriesKeys:
             # Narrow codes: at fleet scale every full-length array costs memory bandwidth.
             code_type = np.int16 if len(ids) < 32_000 else np.int32
             remap = np.array([declared[str(c)] for c in mid.cat.categories] + [-1], dtype=code_type)
-            codes = remap[mid.cat.codes.to_numpy()]  # code -1 (missing) -> last slot -> -1
+            codes = _remap_codes(np.asarray(mid.array.codes), remap)
             return cls(codes, tuple(ids), tuple(sources), *cls._utc_us(frame["ts"]), key=key)
         fcodes, uniques = pd.factorize(mid, use_na_sentinel=True)
         remap = np.empty(len(uniques) + 1, dtype=np.int64)
@@ -298,7 +374,7 @@ class SeriesKeys:
                 ids.append(u)
             remap[j] = declared[u]
         remap[-1] = -1  # factorize's NA sentinel -1 indexes this slot
-        codes = remap[np.asarray(fcodes, dtype=np.int64)]
+        codes = _remap_codes(np.asarray(fcodes, dtype=np.int64), remap)
         return cls(codes, tuple(ids), tuple(sources), *cls._utc_us(frame["ts"]), key=key)
 
     @staticmethod
@@ -308,7 +384,9 @@ class SeriesKeys:
             raise ContractError(f"readings: column ts must be timezone-aware datetime64 (UTC), got {ts_series.dtype}")
         if ts_series.dtype.unit == "us":
             ts = np.asarray(ts_series.array.asi8)  # stored as UTC us already, whatever the zone: no conversion pass
-            return ts, ts != np.iinfo(np.int64).min  # NaT
+            if len(ts) and ts.min() != _NAT:  # no NaT (the smallest int64): a broadcast, no per-row mask
+                return ts, np.broadcast_to(np.True_, ts.shape)
+            return ts, ts != _NAT
         ts_ok = ts_series.notna().to_numpy()
         ts = ts_series.dt.tz_convert("UTC").dt.as_unit("us").to_numpy(dtype="datetime64[us]").view(np.int64)
         return ts, ts_ok
@@ -321,11 +399,52 @@ class SeriesKeys:
     def n_declared(self) -> int:
         return len(self.sources)
 
+    @cached_property
+    def code_range(self) -> tuple[int, int]:
+        """(min, max) of the codes, (0, -1) for no rows: O(1) when they are a broadcast (one series)."""
+        if not self.n:
+            return 0, -1
+        lo, hi = _range(self.codes)
+        return int(lo), int(hi)
+
+    @cached_property
+    def series(self) -> int | None:
+        """The code every row has when that is one series (no row without a key), else None."""
+        lo, hi = self.code_range
+        return lo if lo == hi >= 0 else None
+
+    @cached_property
+    def ts_steps(self) -> tuple[int, int] | None:
+        """(min, max) of ``np.diff(ts)`` in row order (int64, wrapping as it does); None for fewer
+        than two rows."""
+        return _step_range(self.ts) if self.n >= 2 else None
+
+    @cached_property
+    def ts_increasing(self) -> bool:
+        """Every row has a time and the times strictly increase in row order (so no two rows share one)."""
+        if not self.n or self.ts[0] == _NAT:
+            return False
+        if self.n == 1:
+            return True
+        # Positive (int64-wrapped) steps prove it unless one wrapped: a drop by more than 2**63 seen
+        # as a rise, which puts the sum of the steps 2**64 above ts[-1] - ts[0]. As ts[-1] >= -2**63
+        # (NaT too), that needs ts[0] + (n - 1) * max step >= 2**63: below it, no step wrapped.
+        lo, hi = self.ts_steps
+        return lo > 0 and int(self.ts[0]) + (self.n - 1) * hi <= np.iinfo(np.int64).max
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        """The codes of the series that have rows, ascending."""
+        if self.series is not None:
+            return np.array([self.series], dtype=np.intp)
+        codes = self.codes
+        return np.flatnonzero(np.bincount(codes[codes >= 0] if self.code_range[0] < 0 else codes, minlength=1))
+
     def subset(self, mask: np.ndarray) -> "SeriesKeys":
         """Keys of the rows where ``mask`` is True (order kept). If this frame is known to be
         grouped already, so is any subset: the check is skipped."""
         grouped = "view" in self.__dict__ and self.view.perm is None
-        return SeriesKeys(self.codes[mask], self.ids, self.sources, self.ts[mask], self.ts_ok[mask], grouped_hint=grouped, key=self.key)
+        return SeriesKeys(_take(self.codes, mask), self.ids, self.sources, self.ts[mask], _take(self.ts_ok, mask), grouped_hint=grouped, key=self.key)
 
     def per_source(self, values: Sequence[Any], *, unknown: Any, dtype: Any) -> np.ndarray:
         """Broadcast one value per declared series to rows (``unknown`` for other rows)."""
@@ -336,12 +455,14 @@ class SeriesKeys:
             # One value for every declared series (the usual fleet): a fill, unless a row lacks a key.
             # Read-only and stride 0: no 52 M-row allocation (fresh memory is the dominant cost at
             # fleet scale); consumers only read derived columns.
-            if int(self.codes.min()) >= 0:
+            if self.code_range[0] >= 0:
                 return np.broadcast_to(table[:1], (len(self.codes),))
         return table[self.codes]  # code -1 -> the last slot (unknown)
 
     @cached_property
     def view(self) -> GroupedView:
+        if self.series is not None and self.ts_increasing:  # one series, time-sorted: the rows as they are
+            return GroupedView(None, self.codes, self.ts, np.array(self.codes[:1]), np.array([0, self.n], dtype=np.int64))
         ok = self.ts_ok & (self.codes >= 0)
         all_ok = bool(ok.all())
         pos = None if all_ok else np.flatnonzero(ok)
@@ -369,9 +490,45 @@ class SeriesKeys:
         return bool(ordered.all())
 
 
+def _remap_codes(codes: np.ndarray, remap: np.ndarray) -> np.ndarray:
+    """``remap[codes]`` (code -1 -> the last slot), without a per-row gather when every row has one
+    code (a broadcast) or the remap is the identity (a cast)."""
+    if len(codes):
+        lo, hi = _range(codes)
+        if lo == hi:
+            return np.broadcast_to(remap[lo], codes.shape)
+    k = len(remap) - 1
+    if (remap[:k] == np.arange(k)).all():  # remap[-1] is -1 too: the codes as they are
+        return codes.astype(remap.dtype, copy=False)
+    return remap[codes]
+
+
+_CHUNK = 1 << 16  # rows per step of a chunked pass: its scratch stays in cache (a fresh full-length array costs page faults)
+
+
+def _step_range(ts: np.ndarray) -> tuple[int, int]:
+    """(min, max) of ``np.diff(ts)`` for at least two int64 values, in cache-sized chunks."""
+    m = len(ts) - 1
+    buf = np.empty(min(m, _CHUNK), dtype=np.int64)
+    lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    for i in range(0, m, _CHUNK):
+        d = buf[: min(m - i, _CHUNK)]
+        np.subtract(ts[i + 1 : i + 1 + len(d)], ts[i : i + len(d)], out=d)
+        lo, hi = min(lo, int(d.min())), max(hi, int(d.max()))
+    return lo, hi
+
+
+def _take(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``a[mask]``, kept a broadcast when ``a`` is one (stride 0)."""
+    if len(a) and a.strides == (0,):
+        return np.broadcast_to(a[:1], (int(np.count_nonzero(mask)),))
+    return a[mask]
+
+
 # --------------------------------------------------------------------------- derivations
 
 DeriveFn = Callable[[pd.DataFrame, SeriesKeys, ContractContext, Mapping[str, Any]], "np.ndarray | pd.Categorical"]
+FactsFn = Callable[[pd.DataFrame, SeriesKeys, ContractContext, Mapping[str, Any]], "ColumnFacts | None"]
 
 
 @dataclass(frozen=True)
@@ -381,6 +538,8 @@ class Derivation:
     compute: DeriveFn
     params: tuple[str, ...] = ()
     needs_capacity: bool = False  # reads ContractContext.capacity_kw (checked at compile time)
+    # The column's facts without computing it (None from it: take them from the values).
+    facts: FactsFn | None = None
 
 
 US_PER_MINUTE = 60_000_000
@@ -396,11 +555,15 @@ def float_values(s: pd.Series) -> np.ndarray:
     return s.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+_READING_KINDS = pd.CategoricalDtype([k.value for k in ReadingKind])  # built once: a dtype costs more than a broadcast
+
+
 def _meter_reading(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> pd.Categorical:
     kinds = [k.value for k in ReadingKind]
     # Sources that are not meters have no reading kind: null, like an undeclared meter.
     per = [kinds.index(r.value) if (r := getattr(m, "reading", None)) is not None else -1 for m in keys.sources]
-    return pd.Categorical.from_codes(keys.per_source(per, unknown=-1, dtype=np.int8), categories=kinds)
+    # Codes -1..len(kinds)-1 by construction: no validation pass (which would also copy a broadcast).
+    return pd.Categorical.from_codes(keys.per_source(per, unknown=-1, dtype=np.int8), dtype=_READING_KINDS, validate=False)
 
 
 def _interval_minutes(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
@@ -425,6 +588,17 @@ def _interval_step_minutes(frame: pd.DataFrame, keys: SeriesKeys, context: Contr
         step /= US_PER_MINUTE
         step[v.bounds[:-1]] = np.nan  # each series' first reading has no previous one
     return v.scatter(step, n=keys.n, fill=np.nan)
+
+
+def _interval_step_facts(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> ColumnFacts | None:
+    # One series: the extreme steps from the integer differences (the values are float(diff) /
+    # US_PER_MINUTE, a non-decreasing map, so its extremes are those of the diffs), never the column.
+    v = keys.view
+    if len(v.bounds) != 2 or len(v.ts) < 2:  # several series (a step across two is no step), or no step
+        return None
+    steps = keys.ts_steps if v.perm is None else _step_range(v.ts)  # perm None: the view is the rows
+    lo, hi = np.array(steps, dtype=np.int64).astype(np.float64) / US_PER_MINUTE
+    return ColumnFacts("number", True, float(lo), float(hi))  # null: the first reading has no step
 
 
 def _daily_total(frame: pd.DataFrame, keys: SeriesKeys, context: ContractContext, params: Mapping[str, Any]) -> np.ndarray:
@@ -503,7 +677,9 @@ DERIVATIONS: Mapping[str, Derivation] = {
             params=("tolerance",),
             needs_capacity=True,
         ),
-        Derivation("interval_step_minutes", "Minutes since the series' previous reading (null for its first)", _interval_step_minutes),
+        Derivation(
+            "interval_step_minutes", "Minutes since the series' previous reading (null for its first)", _interval_step_minutes, facts=_interval_step_facts
+        ),
         Derivation("calibration_valid", "Reading start inside one of the series' calibration validity windows", _calibration_valid),
         Derivation("daily_total", "Sum of value of the row's series over its UTC calendar day (missing values add nothing)", _daily_total),
     )
@@ -513,19 +689,32 @@ DERIVATIONS: Mapping[str, Derivation] = {
 MeterKeys = SeriesKeys
 
 
-class WorkFrame:
-    """The readings plus derived columns, read column by column without copying either.
+@dataclass(frozen=True)
+class LazyColumn:
+    """A derived column computed when first read; ``facts`` (optional) gives its facts without it."""
 
-    The native engine reads it directly; GX gets :meth:`to_frame` (one DataFrame).
+    compute: Callable[[], Any]
+    facts: Callable[[], ColumnFacts | None] | None = None
+
+
+class WorkFrame:
+    """The readings plus derived columns, read column by column without copying either. A derived
+    column given as a :class:`LazyColumn` is computed on first read (a check its facts settle never
+    reads it).
+
+    The native engine reads it directly; GX gets :meth:`to_frame` (one DataFrame). ``keys`` (of
+    ``base``) lend their facts about ``ts``.
     """
 
-    def __init__(self, base: pd.DataFrame, derived: Mapping[str, Any]) -> None:
+    def __init__(self, base: pd.DataFrame, derived: Mapping[str, Any], *, keys: SeriesKeys | None = None) -> None:
         clash = set(base.columns) & set(derived)
         if clash:
             raise ContractError(f"readings frame already has derived column(s) {', '.join(sorted(clash))}")
         self.base = base
+        self.keys = keys
         self._derived = dict(derived)
         self._series: dict[str, pd.Series] = {}
+        self._facts: dict[str, ColumnFacts | None] = {}
 
     def __len__(self) -> int:
         return len(self.base)
@@ -534,28 +723,54 @@ class WorkFrame:
     def columns(self) -> list[str]:
         return [*self.base.columns, *self._derived]
 
+    def _values(self, key: str) -> Any:
+        v = self._derived[key]
+        if isinstance(v, LazyColumn):
+            v = self._derived[key] = v.compute()
+        return v
+
     def __getitem__(self, key: str | list[str]) -> Any:
         if isinstance(key, list):
             return pd.DataFrame({k: self[k] for k in key})
         if key in self._derived:
             if key not in self._series:
-                self._series[key] = pd.Series(self._derived[key], index=self.base.index, name=key, copy=False)
+                self._series[key] = pd.Series(self._values(key), index=self.base.index, name=key, copy=False)
             return self._series[key]
         return self.base[key]
 
+    def facts(self, key: str) -> ColumnFacts | None:
+        """:func:`column_facts` of a column, once per frame (raises KeyError for an unknown column)."""
+        if key not in self._facts:
+            lazy = self._derived.get(key)
+            found = None
+            if isinstance(lazy, LazyColumn) and lazy.facts is not None:
+                found = lazy.facts()
+            elif key == "ts" and self.keys is not None and self.keys.ts_increasing:
+                # keys.ts are these instants as the checks compare them; sorted, no NaT: the ends are the extremes.
+                found = ColumnFacts("instant", False, int(self.keys.ts[0]), int(self.keys.ts[-1]))
+            if found is None:
+                found = column_facts(self._values(key) if key in self._derived else self.base[key])
+            self._facts[key] = found
+        return self._facts[key]
+
     def to_frame(self) -> pd.DataFrame:
-        return self.base.assign(**self._derived) if self._derived else self.base
+        return self.base.assign(**{k: self._values(k) for k in self._derived}) if self._derived else self.base
 
 
 def add_derived(
     frame: pd.DataFrame, *, keys: SeriesKeys, context: ContractContext, rules: Sequence[Rule], always: Sequence[str] = ()
 ) -> WorkFrame:
-    """The frame plus every derived column the rules declare (each computed once)."""
+    """The frame plus every derived column the rules declare, each computed once when first read."""
     wanted: dict[str, Mapping[str, Any]] = {name: {} for name in always}
     for rule in rules:
         for name in rule.derive:
             wanted[name] = rule.params
-    return WorkFrame(frame, {name: DERIVATIONS[name].compute(frame, keys, context, params) for name, params in wanted.items()})
+    columns = {}
+    for name, params in wanted.items():
+        d = DERIVATIONS[name]
+        facts = partial(d.facts, frame, keys, context, params) if d.facts is not None else None
+        columns[name] = LazyColumn(partial(d.compute, frame, keys, context, params), facts)
+    return WorkFrame(frame, columns, keys=keys)
 
 
 # --------------------------------------------------------------------------- loading

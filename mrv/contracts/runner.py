@@ -427,6 +427,8 @@ def _gap_report(keys: SeriesKeys, context: ContractContext, *, only: np.ndarray 
         if code >= nd or hi - lo < 2:
             continue
         seg, iv = v.ts[lo:hi], iv_us[code]
+        if v.perm is None and len(v.bounds) == 2 and keys.ts_increasing and keys.ts_steps[1] <= iv:  # type: ignore[index]
+            continue  # one series' readings in order, none more than an interval after the previous: no gap between
         gi = np.flatnonzero(np.diff(seg) > iv)
         codes.append(np.full(len(gi), code, dtype=np.int64))
         starts.append(seg[gi] + iv)
@@ -636,11 +638,7 @@ def _validate(
     work2 = add_derived(valid_in, keys=keys2, context=context, rules=[e.rule for e in stage2], always=("calibration_valid",))
     ev2 = evaluate(work2, stage2, keys=keys2, asset="valid")
     valid = valid_in.assign(calibration_valid=work2["calibration_valid"].to_numpy(dtype=bool))
-    present = None
-    if part:  # the series codes present (small non-negative ints: a count, not a sort or a hash)
-        codes = keys1.codes
-        present = np.flatnonzero(np.bincount(codes[codes >= 0] if (codes < 0).any() else codes, minlength=1))
-    gaps = _gap_report(keys2, context, only=present)
+    gaps = _gap_report(keys2, context, only=keys1.present if part else None)  # part: the series present only
 
     # ---- verdicts
     q_counts = np.bincount(q_rule, minlength=len(rules)) if len(q_rule) else np.zeros(len(rules), dtype=np.int64)

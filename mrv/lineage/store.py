@@ -30,7 +30,7 @@ from enum import Enum
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from sqlalchemy import Connection, Engine, insert, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import URL, make_url
@@ -301,6 +301,44 @@ def _run_info(r: Run, steps: list[Step]) -> RunInfo:
 # --------------------------------------------------------------------------- the store
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The statements every step runs, built once per backend: constructing SQLAlchemy
+    expressions costs more Python time than executing them on SQLite, and a fleet run records
+    hundreds of steps (SQLAlchemy caches their compiled form by structure)."""
+
+    run_exists: Any
+    insert_step: Any
+    step_row: Any
+    finish_step: Any
+    insert_artifacts: Any
+    artifact_sizes: Any
+    step_links: Any
+    insert_links: Any
+    cached_step: Any
+
+
+@functools.lru_cache(maxsize=None)
+def _statements(backend: str) -> _Statements:
+    ins = pg_insert if backend == "postgresql" else sqlite_insert
+    return _Statements(
+        run_exists=select(Run.id).where(Run.id == bindparam("run_id")),
+        insert_step=insert(Step.__table__),
+        step_row=select(Step.name, Step.status).where(Step.id == bindparam("step_id")).with_for_update(),
+        finish_step=update(Step.__table__).where(Step.id == bindparam("b_step_id")).values(
+            status=bindparam("b_status"), ended_at=bindparam("b_ended_at"), error=bindparam("b_error")
+        ),
+        insert_artifacts=ins(Artifact.__table__).on_conflict_do_nothing(index_elements=["digest"]),
+        artifact_sizes=select(Artifact.digest, Artifact.size).where(Artifact.digest.in_(bindparam("digests", expanding=True))),
+        step_links=select(StepIO.direction, StepIO.role, StepIO.digest).where(StepIO.step_id == bindparam("step_id")),
+        insert_links=ins(StepIO.__table__).on_conflict_do_nothing(index_elements=["step_id", "digest", "role", "direction"]),
+        cached_step=select(Step.id, Step.run_id, Step.name, Step.cache_key, Step.code_version, Step.parameters, Step.ended_at)
+        .where(Step.cache_key == bindparam("cache_key"), Step.name == bindparam("name"), Step.status == StepStatus.COMPLETED)
+        .order_by(Step.ended_at.desc(), Step.id.desc())
+        .limit(1),
+    )
+
+
 class LineageStore:
     """Lineage records in a SQL database given by a SQLAlchemy URL (SQLite or PostgreSQL).
 
@@ -532,23 +570,25 @@ class LineageStore:
         checked = [self._check_io(ref, role, "input") for ref, role in inputs]
         step_id = _new_id()
         # Core statements on one connection (no ORM session): every step of a fleet run passes here.
+        q = _statements(self._backend)
         with self._write() as conn:
-            if conn.execute(select(Run.id).where(Run.id == run_id)).first() is None:
+            if conn.execute(q.run_exists, {"run_id": run_id}).first() is None:
                 raise _unknown_run(run_id)
             conn.execute(
-                insert(Step.__table__).values(
-                    id=step_id,
-                    run_id=run_id,
-                    name=name,
-                    status=StepStatus.RUNNING,
-                    started_at=_now(),
-                    ended_at=None,
-                    code_version=code_version().label,
-                    parameters=params,
-                    cache_key=cache_key,
-                    error=None,
-                    reused_from_step_id=None,
-                )
+                q.insert_step,
+                {
+                    "id": step_id,
+                    "run_id": run_id,
+                    "name": name,
+                    "status": StepStatus.RUNNING,
+                    "started_at": _now(),
+                    "ended_at": None,
+                    "code_version": code_version().label,
+                    "parameters": params,
+                    "cache_key": cache_key,
+                    "error": None,
+                    "reused_from_step_id": None,
+                },
             )
             self._link_all(conn, _StepKey(step_id, name), checked, fresh=True)
         return step_id
@@ -587,16 +627,14 @@ class LineageStore:
         _check_text(ref.media_type, "media type", max_len=255)
         return ref, role, dir_
 
-    @staticmethod
-    def _step_row(conn: Connection, step_id: str) -> tuple[_StepKey, StepStatus]:
-        row = conn.execute(select(Step.name, Step.status).where(Step.id == step_id).with_for_update()).first()
+    def _step_row(self, conn: Connection, step_id: str) -> tuple[_StepKey, StepStatus]:
+        row = conn.execute(_statements(self._backend).step_row, {"step_id": step_id}).first()
         if row is None:
             raise _unknown_step(step_id)
         return _StepKey(step_id, row.name), StepStatus(row.status)
 
-    @classmethod
-    def _running_step(cls, conn: Connection, step_id: str) -> _StepKey:
-        step, status = cls._step_row(conn, step_id)
+    def _running_step(self, conn: Connection, step_id: str) -> _StepKey:
+        step, status = self._step_row(conn, step_id)
         if status != StepStatus.RUNNING:
             raise LineageError(f"step {step_id} ({step.name}) is {status.value}: its artifacts can no longer change")
         return step
@@ -628,20 +666,19 @@ class LineageStore:
         for ref, _, _ in items:
             first.setdefault(ref.digest, ref)
         now = _now()
+        q = _statements(self._backend)
         s.execute(
-            self._insert(Artifact.__table__).on_conflict_do_nothing(index_elements=["digest"]),
+            q.insert_artifacts,
             [{"digest": r.digest, "size": r.size, "media_type": r.media_type, "original_name": r.original_name, "created_at": now}
              for r in first.values()],
         )
-        stored = dict(s.execute(select(Artifact.digest, Artifact.size).where(Artifact.digest.in_(list(first)))).all())
+        stored = dict(s.execute(q.artifact_sizes, {"digests": list(first)}).all())
         for digest, size in sizes.items():
             if stored.get(digest) != size:
                 raise LineageError(
                     f"artifact {digest} was recorded with size {stored.get(digest)}, now {size}: same digest, different bytes?"
                 )
-        existing = [] if fresh else s.execute(  # a step created in this transaction has no links yet
-            select(StepIO.direction, StepIO.role, StepIO.digest).where(StepIO.step_id == step.id)
-        ).all()
+        existing = [] if fresh else s.execute(q.step_links, {"step_id": step.id}).all()  # a step created in this transaction has no links yet
         for direction, role, digest in existing:
             key = (getattr(direction, "value", direction), role)
             if key in slots and slots[key] != digest:
@@ -649,7 +686,7 @@ class LineageStore:
                     f"step {step.id} ({step.name}) already has {key[0]} {role!r} = {digest}; cannot also record {slots[key]}"
                 )
         s.execute(
-            self._insert(StepIO.__table__).on_conflict_do_nothing(index_elements=["step_id", "digest", "role", "direction"]),
+            q.insert_links,
             [{"step_id": step.id, "digest": d, "role": role, "direction": direction} for (direction, role), d in slots.items()],
         )
 
@@ -674,7 +711,7 @@ class LineageStore:
             if status != StepStatus.RUNNING:
                 raise LineageError(f"step {step_id} ({step.name}) is already {status.value}")
             self._link_all(conn, step, checked)
-            conn.execute(update(Step.__table__).where(Step.id == step_id).values(status=new, ended_at=_now(), error=error))
+            conn.execute(_statements(self._backend).finish_step, {"b_step_id": step_id, "b_status": new, "b_ended_at": _now(), "b_error": error})
 
     def find_cached_step(self, *, name: str, cache_key: str) -> CachedStep | None:
         """The most recently completed step with this name and cache key, with its artifacts.
@@ -684,13 +721,7 @@ class LineageStore:
         """
         self._ensure_schema()
         with self._connection(write=False) as s:
-            cols = (Step.id, Step.run_id, Step.name, Step.cache_key, Step.code_version, Step.parameters, Step.ended_at)
-            step = s.execute(
-                select(*cols)
-                .where(Step.cache_key == cache_key, Step.name == name, Step.status == StepStatus.COMPLETED)
-                .order_by(Step.ended_at.desc(), Step.id.desc())
-                .limit(1)
-            ).first()
+            step = s.execute(_statements(self._backend).cached_step, {"cache_key": cache_key, "name": name}).first()
             if step is None:
                 return None
             inputs, outputs = self._io_of(s, step.id)
