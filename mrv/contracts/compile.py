@@ -36,7 +36,7 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
-from functools import cached_property, partial
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
@@ -856,7 +856,15 @@ def _templated_fields(rule: Rule) -> tuple[tuple[str, Any], ...]:
 
 
 def parse_contract(text: str, *, source: str) -> Contract:
-    """Validate contract YAML text; every problem is reported with ``source`` and the field path."""
+    """Validate contract YAML text; every problem is reported with ``source`` and the field path.
+
+    Parsed once per (text, source): a contract is immutable, and the pure-Python YAML parse costs
+    tens of milliseconds on every step that loads one."""
+    return _parse_contract(text, source)
+
+
+@lru_cache(maxsize=64)
+def _parse_contract(text: str, source: str) -> Contract:
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

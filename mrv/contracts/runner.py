@@ -110,6 +110,8 @@ class ValidRows:
     @classmethod
     def of(cls, valid: pd.DataFrame, key: str) -> "ValidRows":
         flags = valid["calibration_valid"].to_numpy(dtype=bool)
+        if flags.all():  # the usual series: no lapsed row, no boolean indexing of the frame
+            return cls(len(valid), (flags,), pd.DataFrame({key: valid[key].array[:0], "value": valid["value"].array[:0]}))
         return cls(len(valid), (flags,), valid.loc[~flags, [key, "value"]].reset_index(drop=True))
 
     @property
@@ -527,9 +529,12 @@ def _tz_array(utc: np.ndarray, dtype: pd.DatetimeTZDtype) -> Any:
         return pd.Series(utc, copy=False).dt.tz_localize("UTC").dt.tz_convert(dtype.tz).array
 
 
+_NO_TEXT = pd.array([], dtype="string")  # empty and never written to: shared by empty quarantines
+
+
 def _empty_quarantine(frame: pd.DataFrame) -> pd.DataFrame:
-    cols: dict[str, Any] = {c: frame[c].array[:0] for c in frame.columns}  # same dtypes (categories too)
-    cols.update({c: pd.array([], dtype="string") for c in QUARANTINE_COLUMNS})
+    cols: dict[str, Any] = {c: s.array[:0] for c, s in frame.items()}  # same dtypes (categories too)
+    cols.update(dict.fromkeys(QUARANTINE_COLUMNS, _NO_TEXT))
     return pd.DataFrame(cols, copy=False)
 
 

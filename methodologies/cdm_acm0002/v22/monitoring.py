@@ -284,19 +284,30 @@ def _utc(ts: pd.Series) -> pd.Series:
 def _missing_intervals(ts: pd.Series, start: pd.Timestamp, end: pd.Timestamp, interval_minutes: int) -> pd.DatetimeIndex:
     """:func:`metering.missing_intervals`, answered in one pass over the integer timestamps when
     the readings are exactly the regular grid of the period (the usual, complete series)."""
-    if isinstance(ts.dtype, pd.DatetimeTZDtype) and len(ts) > 1 and isinstance(interval_minutes, int) and interval_minutes > 0:
-        unit = ts.dtype.unit
-        a = np.asarray(ts.array.asi8)
-        step = int(np.timedelta64(interval_minutes, "m").astype(f"timedelta64[{unit}]").astype(np.int64))
-        per = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}.get(unit)
-        s_ns, e_ns = int(start.value), int(end.value)  # Timestamp.value: nanoseconds
-        if per is None or s_ns % per or e_ns <= s_ns:
-            return mt.missing_intervals(ts, start, end, interval_minutes)
-        s0, e0 = s_ns // per, -(-e_ns // per)
-        n_grid = -(-(e0 - s0) // step)  # slots in [start, end)
-        if len(a) == n_grid and int(a[0]) == s0 and bool((np.diff(a) == step).all()):
-            return pd.DatetimeIndex([], dtype=f"datetime64[{unit}, UTC]")
+    if _complete_grid(ts, start, end, interval_minutes):
+        return pd.DatetimeIndex([], dtype=f"datetime64[{ts.dtype.unit}, UTC]")
     return mt.missing_intervals(ts, start, end, interval_minutes)
+
+
+def _complete_grid(ts: pd.Series, start: pd.Timestamp, end: pd.Timestamp, interval_minutes: int) -> bool:
+    """Whether the readings are exactly the period's regular grid: every slot of ``[start, end)``
+    once, in order (so none is outside the period, duplicated or missing). ``False`` also means
+    "not shown"."""
+    if not (isinstance(ts.dtype, pd.DatetimeTZDtype) and len(ts) > 1 and isinstance(interval_minutes, int) and interval_minutes > 0):
+        return False
+    unit = ts.dtype.unit
+    per = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}.get(unit)
+    s_ns, e_ns = int(start.value), int(end.value)  # Timestamp.value: nanoseconds
+    if per is None or s_ns % per or e_ns <= s_ns:
+        return False
+    a = np.asarray(ts.array.asi8)
+    step = int(np.timedelta64(interval_minutes, "m").astype(f"timedelta64[{unit}]").astype(np.int64))
+    s0, e0 = s_ns // per, -(-e_ns // per)
+    n_grid = -(-(e0 - s0) // step)  # slots in [start, end)
+    if len(a) != n_grid or int(a[0]) != s0:
+        return False
+    chunk = 1 << 16  # steps checked a block at a time: no full-length temporaries
+    return all(bool((np.diff(a[i : i + chunk + 1]) == step).all()) for i in range(0, len(a) - 1, chunk))
 
 
 def _meter_blocks(df: pd.DataFrame) -> dict[str, tuple[int, int]] | None:
@@ -321,6 +332,13 @@ def _treat_meter(
     m: MeterInfo, rows: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, rec: _Recorder
 ) -> pd.DataFrame:
     """Steps 1-5 for one meter. Returns the interval table ``ts, kWh`` (observed rows + filled gaps)."""
+    values = rows["value"].to_numpy(dtype=np.float64)
+    if (_complete_grid(rows["ts"], start, end, m.interval_minutes) and np.isfinite(np.add.reduce(values))
+            and rows["calibration_valid"].to_numpy(dtype=bool).all()):
+        # Every interval of the period read once, each value finite and taken in calibration
+        # (a finite sum proves every value finite): steps 1-5 change nothing.
+        mt.mpe_bound(values[:0], m.accuracy_class, m.direction)  # the arguments are still checked
+        return pd.DataFrame({"ts": rows["ts"].array, "kWh": values}, copy=False)
     # 1. outside the monitoring period
     if _inside(rows["ts"], start, end):  # the usual case, from the extremes alone
         any_outside = False

@@ -559,3 +559,18 @@ def test_per_series_treatments_refuse_what_they_cannot_stand_for():
     halves = [df.iloc[:2], df.iloc[2:]]
     with pytest.raises(MethodologyError, match="two pieces"):
         m.combine_series([m.treat_series(h, sources=d.sources, start=d.start, end=d.end, keep_tables=False) for h in halves])
+
+
+@pytest.mark.parametrize("valid", [True, [True, False, True, True]])
+def test_a_complete_series_takes_the_short_path_with_the_same_result(monkeypatch, valid):
+    """A meter with every interval once, finite and calibrated skips steps 1-5 (they change
+    nothing); with one reading out of calibration it does not. Same result as the long path."""
+    from methodologies.cdm_acm0002.v22 import monitoring
+
+    data = data_for(hourly("E1", [1000.0, 990.0, 1010.0, 1000.0], valid) + hourly("I1", [10.0, 11.0, 9.0, 10.0]))
+    short = aggregate(data)
+    monkeypatch.setattr(monitoring, "_complete_grid", lambda *a, **k: False)
+    long = aggregate(data)
+    assert short[0] == long[0] and short[1] == long[1]
+    assert short[2].to_list() == long[2].to_list()
+    assert short[0]["EG_export_y"] == pytest.approx((4000.0 if valid is True else 4000.0 - 990.0 * 0.005) / 1000.0)
