@@ -196,6 +196,14 @@ def read_csv_columns(
 # --------------------------------------------------------------------------- values
 
 
+def _numpy(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A numeric Arrow column as NumPy: a view of its buffer when it is one chunk without nulls
+    (``ChunkedArray.to_numpy`` copies even then: a meter-year column is 4 MB of fresh memory)."""
+    if isinstance(arr, pa.ChunkedArray) and arr.num_chunks == 1:
+        arr = arr.chunk(0)
+    return arr.to_numpy(zero_copy_only=False)
+
+
 _NONE = np.zeros(0, dtype=np.int64)
 _ROWS_LOCK = threading.Lock()
 _ROWS = np.arange(1, 1, dtype=np.int64)
@@ -221,7 +229,7 @@ def parse_numbers(arr: pa.ChunkedArray | pa.Array, *, file: str, column: str, ro
     """Numbers from a text or numeric column; null -> NaN; text that is not a number -> IngestError."""
     t = arr.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_null(t):
-        values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+        values = _numpy(pc.cast(arr, pa.float64()))
     elif pa.types.is_string(t) or pa.types.is_large_string(t):
         try:
             values = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
@@ -337,7 +345,7 @@ def _parse_time_column(arr: pa.ChunkedArray, *, file: str, column: str, rows: np
         raise IngestError(f"{_where(file)}: column {column!r} has type {t}, expected a timestamp or ISO 8601 text")
     _first_null(arr, file=file, column=column, rows=rows)
     # Sub-microsecond digits carry no meaning for meter intervals: truncate rather than fail.
-    us = pc.cast(arr, pa.timestamp("us", tz=t.tz), safe=False).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    us = _numpy(pc.cast(arr, pa.timestamp("us", tz=t.tz), safe=False).cast(pa.int64()))
     us = np.ascontiguousarray(us, dtype=np.int64)
     if t.tz is None:
         return _Times(us=us, local=True)
