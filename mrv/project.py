@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mrv.errors import ProjectSpecError
+from mrv.yamlload import CSafeLoader, load_yaml_c
 
 METHODOLOGY_ID_PATTERN = r"^[A-Z]+:[A-Z0-9-]+:\d+(\.\d+)*$"
 
@@ -416,7 +417,21 @@ def _format_errors(source: str, exc: ValidationError) -> str:
 
 
 def parse_project(text: str, *, source: str, base_dir: Path) -> ProjectSpec:
-    """Validate project YAML text. ``source`` names it in errors; globs resolve against ``base_dir``."""
+    """Validate project YAML text. ``source`` names it in errors; globs resolve against ``base_dir``.
+
+    The YAML is read by LibYAML's C loader when it is available (about 8x faster; a fleet's meter
+    list is long): anything that path does not accept goes through ``yaml.safe_load`` and the
+    checks below, so failures carry exactly their messages."""
+    if CSafeLoader is not None:
+        try:
+            fast = load_yaml_c(text)
+        except yaml.YAMLError:
+            fast = None
+        if isinstance(fast, dict):
+            try:
+                return ProjectSpec.model_validate({**fast, "base_dir": base_dir})
+            except ValidationError:
+                pass
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -56,13 +56,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Final
 
-import yaml
-from pydantic import ValidationError
-
 from mrv.errors import GeometryError, PackageError
 from mrv.package import PackageVerification, verify_package
 from mrv.package.manifest import MANIFEST_PATH, PROJECT_FILE_PATH, Manifest, ManifestEntry, loads_json
-from mrv.project import ProjectSpec, parse_project
+from mrv.project import parse_project
 from mrv.registry.geo import format_percent, overlap, parse_geometry
 from mrv.signing import verify_credential
 
@@ -75,7 +72,6 @@ NON_COUNTING_STATUSES: Final = frozenset({"rejected", "checks_failed"})
 ACCEPTABLE_OPINIONS: Final = ("positive", "qualified")
 MAX_DOCUMENT_BYTES: Final = 16 << 20
 NOT_CHECKED: Final = "not checked"
-_CSafeLoader: Any = getattr(yaml, "CSafeLoader", None)  # LibYAML; None when PyYAML was built without it
 
 
 class CheckName(str, Enum):
@@ -303,77 +299,6 @@ def _keep(entry: ManifestEntry) -> bool:
     return entry.size <= MAX_DOCUMENT_BYTES and (entry.path == PROJECT_FILE_PATH or entry.role.startswith(DEVICE_REGISTRY_ROLE))
 
 
-_YAML: Final = "tag:yaml.org,2002:"
-_YAML_SCALARS: Final = {_YAML + t: yaml.constructor.SafeConstructor.yaml_constructors[_YAML + t] for t in ("null", "bool", "int", "float", "timestamp")}
-_YAML_SCALAR_CONSTRUCTOR: Final = yaml.constructor.SafeConstructor()  # its scalar constructors keep no state
-
-
-class _NotPlainYAML(Exception):
-    pass
-
-
-def _plain_yaml(node: yaml.Node, seen: set[int]) -> Any:
-    """The value of a composed YAML document made only of maps, sequences and core-schema scalars
-    (strings, null, booleans, integers, floats, timestamps), each node used once: what
-    SafeConstructor makes of it, by the same scalar constructors, without its generic machinery.
-    Anything else (other tags, merge keys, aliases) raises :class:`_NotPlainYAML`."""
-    if type(node) is yaml.ScalarNode:
-        if node.tag == _YAML + "str":
-            return node.value
-        construct = _YAML_SCALARS.get(node.tag)
-        if construct is None:
-            raise _NotPlainYAML
-        return construct(_YAML_SCALAR_CONSTRUCTOR, node)
-    if id(node) in seen:
-        raise _NotPlainYAML  # an alias of an earlier node (or a cycle)
-    seen.add(id(node))
-    if type(node) is yaml.MappingNode and node.tag == _YAML + "map":
-        out = {}
-        for key, value in node.value:
-            if type(key) is not yaml.ScalarNode:
-                raise _NotPlainYAML  # SafeConstructor refuses most of these keys: let it say so
-            out[_plain_yaml(key, seen)] = _plain_yaml(value, seen)
-        return out
-    if type(node) is yaml.SequenceNode and node.tag == _YAML + "seq":
-        return [_plain_yaml(item, seen) for item in node.value]
-    raise _NotPlainYAML
-
-
-def _load_yaml(text: str) -> Any:
-    """``yaml.load(text, Loader=CSafeLoader)``: the same value, or the same exception. LibYAML
-    parses and composes; a plain document (:func:`_plain_yaml`) is then built directly, anything
-    else (or anything that fails there) by SafeConstructor as ``yaml.load`` does."""
-    loader = _CSafeLoader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return None
-        try:
-            return _plain_yaml(node, set())
-        except Exception:  # _NotPlainYAML, or a scalar that does not construct: SafeConstructor decides
-            return loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _parse_project_file(text: str, *, source: str, base_dir: Path) -> ProjectSpec:
-    """:func:`mrv.project.parse_project`, with the YAML read by LibYAML's C loader when it is
-    available (about 8x faster than the pure-Python one; the intake reads one project file per
-    request). Anything the fast path does not accept is handed to ``parse_project`` itself, so
-    failures carry exactly its messages."""
-    if _CSafeLoader is not None:
-        try:
-            raw = _load_yaml(text)  # the C *safe* loader
-        except yaml.YAMLError:
-            raw = None
-        if isinstance(raw, dict):
-            try:
-                return ProjectSpec.model_validate({**raw, "base_dir": base_dir})
-            except ValidationError:
-                pass
-    return parse_project(text, source=source, base_dir=base_dir)
-
-
 def _read_package(zf: zipfile.ZipFile, read: PackageVerification | None, *, name: str, base_dir: Path) -> _Package:
     """What the checks need from the open zip ``zf``, reusing what :func:`verify_package` read
     (``read``; None: read everything here); ``name`` names the package in reasons, ``base_dir``
@@ -401,7 +326,7 @@ def _read_package(zf: zipfile.ZipFile, read: PackageVerification | None, *, name
             pkg.notes.append(f"{MANIFEST_PATH}: {exc}")
     try:
         text = _member(zf, PROJECT_FILE_PATH, read).decode("utf-8")
-        spec = _parse_project_file(text, source=f"{name}!{PROJECT_FILE_PATH}", base_dir=base_dir)
+        spec = parse_project(text, source=f"{name}!{PROJECT_FILE_PATH}", base_dir=base_dir)
         sources = spec.data_sources
         serials: list[tuple[str, str, str]] = [(m.id, m.serial, "meter") for m in sources.meters]
         serials += [(i.id, i.serial or i.id, "instrument") for i in sources.instruments]

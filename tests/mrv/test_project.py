@@ -133,3 +133,32 @@ def test_device_fleet_section(tmp_path):
     bad = text.replace("Africa/Nairobi", "Mars/Olympus")
     with pytest.raises(ProjectSpecError, match=r"data_sources.devices.timezone: .*unknown IANA timezone"):
         load_project(write(tmp_path, bad))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        VALID,
+        VALID + "extra_field: 1\n",  # refused by the model
+        "project: [unclosed\n",  # not YAML
+        VALID.replace("accuracy_class: 0.2", "accuracy_class: &a 0.2\n      interval_minutes: *a"),  # an alias: the C path hands over
+        "- just\n- a list\n",  # not a mapping
+    ],
+)
+def test_the_c_loader_path_gives_what_safe_load_gives(tmp_path, monkeypatch, text):
+    """parse_project reads YAML with LibYAML when it can; the spec, or the error, is the same as
+    with the pure-Python loader."""
+    import mrv.project as project
+
+    assert project.CSafeLoader is not None, "PyYAML here is built with LibYAML (the fast path under test)"
+    path = write(tmp_path, text)
+
+    def outcome():
+        try:
+            return "ok", load_project(path).model_dump(mode="json")
+        except ProjectSpecError as exc:
+            return "error", str(exc)
+
+    fast = outcome()
+    monkeypatch.setattr(project, "CSafeLoader", None)
+    assert outcome() == fast

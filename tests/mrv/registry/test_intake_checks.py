@@ -476,7 +476,7 @@ def _yaml_outcome(load, text: str) -> tuple[str, ...]:
 def test_project_yaml_is_read_as_yaml_load_reads_it(text):
     import yaml
 
-    from mrv.registry.checks import _load_yaml
+    from mrv.yamlload import load_yaml_c as _load_yaml
 
     assert _yaml_outcome(_load_yaml, text) == _yaml_outcome(lambda t: yaml.load(t, Loader=yaml.CSafeLoader), text)
 
@@ -486,7 +486,7 @@ def test_project_yaml_of_packages_is_read_as_yaml_load_reads_it(chain):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    from mrv.registry.checks import _load_yaml
+    from mrv.yamlload import load_yaml_c as _load_yaml
 
     with zipfile.ZipFile(chain["positive"]) as zf:
         real = zf.read("artifacts/project.yaml").decode()
