@@ -155,3 +155,22 @@ def with_categories(df: pd.DataFrame, categories: Mapping[str, Sequence[Any]]) -
     if not changed:
         return df
     return pd.DataFrame(cols, columns=df.columns, copy=False)
+
+
+_STEP_CHUNK = 1 << 16  # values per step of a chunked pass: its scratch stays in cache (a fresh full-length array costs page faults)
+
+
+def step_range(ts: np.ndarray) -> tuple[int, int]:
+    """(min, max) of ``np.diff(ts)`` (int64, wrapping as it does) for at least two values, in
+    cache-sized chunks: no full-length temporary. Shared by the contract's time facts and the
+    methodologies' regular-grid checks."""
+    m = len(ts) - 1
+    if m < 1:
+        raise ValueError("step_range needs at least two values")
+    buf = np.empty(min(m, _STEP_CHUNK), dtype=np.int64)
+    lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+    for i in range(0, m, _STEP_CHUNK):
+        d = buf[: min(m - i, _STEP_CHUNK)]
+        np.subtract(ts[i + 1 : i + 1 + len(d)], ts[i : i + len(d)], out=d)
+        lo, hi = min(lo, int(d.min())), max(hi, int(d.max()))
+    return lo, hi

@@ -50,6 +50,7 @@ from pydantic import ValidationError
 
 from mrv.contracts.model import Contract, ContractContext, Rule, SeriesSource, Severity, Stage
 from mrv.errors import ContractError
+from mrv.frames import step_range
 from mrv.project import ReadingKind
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -417,7 +418,7 @@ class SeriesKeys:
     def ts_steps(self) -> tuple[int, int] | None:
         """(min, max) of ``np.diff(ts)`` in row order (int64, wrapping as it does); None for fewer
         than two rows."""
-        return _step_range(self.ts) if self.n >= 2 else None
+        return step_range(self.ts) if self.n >= 2 else None
 
     @cached_property
     def ts_increasing(self) -> bool:
@@ -503,21 +504,6 @@ def _remap_codes(codes: np.ndarray, remap: np.ndarray) -> np.ndarray:
     return remap[codes]
 
 
-_CHUNK = 1 << 16  # rows per step of a chunked pass: its scratch stays in cache (a fresh full-length array costs page faults)
-
-
-def _step_range(ts: np.ndarray) -> tuple[int, int]:
-    """(min, max) of ``np.diff(ts)`` for at least two int64 values, in cache-sized chunks."""
-    m = len(ts) - 1
-    buf = np.empty(min(m, _CHUNK), dtype=np.int64)
-    lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    for i in range(0, m, _CHUNK):
-        d = buf[: min(m - i, _CHUNK)]
-        np.subtract(ts[i + 1 : i + 1 + len(d)], ts[i : i + len(d)], out=d)
-        lo, hi = min(lo, int(d.min())), max(hi, int(d.max()))
-    return lo, hi
-
-
 def _take(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """``a[mask]``, kept a broadcast when ``a`` is one (stride 0)."""
     if len(a) and a.strides == (0,):
@@ -596,7 +582,7 @@ def _interval_step_facts(frame: pd.DataFrame, keys: SeriesKeys, context: Contrac
     v = keys.view
     if len(v.bounds) != 2 or len(v.ts) < 2:  # several series (a step across two is no step), or no step
         return None
-    steps = keys.ts_steps if v.perm is None else _step_range(v.ts)  # perm None: the view is the rows
+    steps = keys.ts_steps if v.perm is None else step_range(v.ts)  # perm None: the view is the rows
     lo, hi = np.array(steps, dtype=np.int64).astype(np.float64) / US_PER_MINUTE
     return ColumnFacts("number", True, float(lo), float(hi))  # null: the first reading has no step
 

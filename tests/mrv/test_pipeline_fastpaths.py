@@ -164,3 +164,16 @@ def test_parquet_bytes_do_not_depend_on_the_table_fast_path(which, monkeypatch):
     fast = pipeline.frame_to_parquet_bytes(df)
     monkeypatch.setattr(pipeline, "frame_to_table", lambda d: pa.Table.from_pandas(d, preserve_index=False))
     assert pipeline.frame_to_parquet_bytes(df) == fast
+
+
+@pytest.mark.parametrize("n", [2, 3, (1 << 16), (1 << 16) + 1, (1 << 16) + 2, 3 * (1 << 16) + 7])
+def test_step_range_is_the_extremes_of_np_diff(n):
+    from mrv.frames import step_range
+
+    rng = np.random.default_rng(n)
+    ts = np.cumsum(rng.integers(-5, 60_000_000, n)).astype(np.int64)
+    ts[n // 2] = ts[n // 2 - 1] + 123_456_789  # an outlier step somewhere in the middle chunk
+    d = np.diff(ts)
+    assert step_range(ts) == (int(d.min()), int(d.max()))
+    with pytest.raises(ValueError):
+        step_range(ts[:1])

@@ -36,6 +36,7 @@ import pandas as pd
 from methodologies.cdm_acm0002.v22 import clauses
 from methodologies.common import metering as mt
 from mrv.errors import MethodologyError
+from mrv.frames import step_range
 from mrv.methodology import MonitoringInput, Trace
 
 READINGS = "meter_readings"
@@ -306,8 +307,7 @@ def _complete_grid(ts: pd.Series, start: pd.Timestamp, end: pd.Timestamp, interv
     n_grid = -(-(e0 - s0) // step)  # slots in [start, end)
     if len(a) != n_grid or int(a[0]) != s0:
         return False
-    chunk = 1 << 16  # steps checked a block at a time: no full-length temporaries
-    return all(bool((np.diff(a[i : i + chunk + 1]) == step).all()) for i in range(0, len(a) - 1, chunk))
+    return step_range(a) == (step, step)  # every step exactly one interval (no full-length temporaries)
 
 
 def _meter_blocks(df: pd.DataFrame) -> dict[str, tuple[int, int]] | None:

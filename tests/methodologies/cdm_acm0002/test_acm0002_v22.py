@@ -568,6 +568,9 @@ def test_a_complete_series_takes_the_short_path_with_the_same_result(monkeypatch
     from methodologies.cdm_acm0002.v22 import monitoring
 
     data = data_for(hourly("E1", [1000.0, 990.0, 1010.0, 1000.0], valid) + hourly("I1", [10.0, 11.0, 9.0, 10.0]))
+    e1 = data.datasets["meter_readings"].query("meter_id == 'E1'")["ts"].reset_index(drop=True)
+    assert monitoring._complete_grid(e1, START, END, 60)  # the short path's condition holds here
+    assert not monitoring._complete_grid(e1.iloc[[0, 1, 3]].reset_index(drop=True), START, END, 60)  # a gap
     short = aggregate(data)
     monkeypatch.setattr(monitoring, "_complete_grid", lambda *a, **k: False)
     long = aggregate(data)

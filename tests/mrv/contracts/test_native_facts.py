@@ -444,9 +444,9 @@ def test_ts_increasing_is_sound_at_the_int64_limits(ts, expected):
 
 
 def test_ts_increasing_on_random_arrays_across_chunks(monkeypatch):
-    import mrv.contracts.compile as compile_module
+    import mrv.frames as frames_module
 
-    monkeypatch.setattr(compile_module, "_CHUNK", 7)  # several chunks, a partial last one
+    monkeypatch.setattr(frames_module, "_STEP_CHUNK", 7)  # several chunks, a partial last one
     rng = np.random.default_rng(1)
     for _ in range(200):
         arr = np.cumsum(rng.integers(1, 4, size=int(rng.integers(1, 40)))).astype(np.int64)
